@@ -1,0 +1,3 @@
+from spotting_core.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,100 @@
+"""The model registry and checkpoints.
+
+    MODELS = {"netvlad++": NetVLADpp, ...}   one entry per model; each class lives in models/<paper>.py
+    build_model(name, **config_overrides)   the model with its paper defaults, overridden
+    save_checkpoint(path, model, ...)       {"model", "config", "state_dict", "classes", "features", "fps"}
+    load_checkpoint(path)                   rebuilds the model from the file alone
+
+Every model follows the contract in models/base.py.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import fields
+from pathlib import Path
+
+import torch
+
+from spotting_core.errors import SpottingError
+from spotting_core.models.base import SpottingModel
+
+MODELS: dict[str, type[SpottingModel]] = {}
+
+for _name, _cls in MODELS.items():
+    _cls.name = _name
+
+CHECKPOINT_VERSION = 1
+
+
+def model_class(name: str) -> type[SpottingModel]:
+    try:
+        return MODELS[name]
+    except KeyError:
+        raise KeyError(f"unknown model {name!r}; registered models: {', '.join(sorted(MODELS))}") from None
+
+
+def build_model(name: str, **overrides) -> SpottingModel:
+    """Build a registered model from its Config defaults, overridden by keyword."""
+    cls = model_class(name)
+    known = {f.name for f in fields(cls.Config)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise SpottingError(f"model {name!r} has no option {', '.join(unknown)}; options: {', '.join(sorted(known))}")
+    return cls(cls.Config(**overrides))
+
+
+def count_parameters(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def save_checkpoint(path: str | os.PathLike, model: SpottingModel, *, classes, feature_name: str,
+                    extra: dict | None = None) -> Path:
+    """Save everything `load_checkpoint` needs to rebuild `model` with no other knowledge."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ckpt = {
+        "version": CHECKPOINT_VERSION,
+        "model": model.name,
+        "config": model.config_dict(),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "classes": list(classes),
+        "features": {"name": feature_name, "dim": int(model.input_dim)},
+        "fps": float(model.fps),
+        "extra": dict(extra or {}),
+    }
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(ckpt, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict:
+    """The raw checkpoint dict, validated; errors are one line naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise SpottingError(f"{path}: checkpoint not found")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many types for a bad file
+        raise SpottingError(f"{path}: not a readable checkpoint ({type(e).__name__}: {str(e).splitlines()[0][:120]})") from None
+    if not isinstance(ckpt, dict) or not {"model", "config", "state_dict"} <= set(ckpt):
+        raise SpottingError(f"{path}: not a spotting_core checkpoint (no model/config/state_dict); "
+                            "official SoccerNet checkpoints go through `spotting import-official`")
+    if ckpt["model"] not in MODELS:
+        raise SpottingError(f"{path}: model {ckpt['model']!r} is not registered here; "
+                            f"registered: {', '.join(sorted(MODELS))}")
+    return ckpt
+
+
+def load_checkpoint(path: str | os.PathLike, *, device: str | torch.device = "cpu") -> tuple[SpottingModel, dict]:
+    """Rebuild the model of a checkpoint (in eval mode) and return it with the checkpoint's metadata."""
+    ckpt = read_checkpoint(path)
+    cls = model_class(ckpt["model"])
+    model = cls(cls.Config(**ckpt["config"]))
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as e:
+        raise SpottingError(f"{path}: weights do not fit model {ckpt['model']!r} ({str(e).splitlines()[0][:160]})") from None
+    meta = {k: v for k, v in ckpt.items() if k != "state_dict"}
+    return model.to(device).eval(), meta

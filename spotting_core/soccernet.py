@@ -1,0 +1,336 @@
+"""SoccerNet file formats: class dictionaries, Labels-v2.json, results_spotting.json, game trees, features.
+
+Everything that reads or writes a SoccerNet file goes through here, and every problem with a file
+raises one `SpottingError` that names the file and the problem.
+
+Positions are kept in milliseconds within a half, as the official files do. A frame index at `fps`
+is `int(fps * position_ms / 1000)`, the official evaluator's rounding (towards zero).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import tempfile
+import zipfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from spotting_core.errors import SpottingError
+
+FPS = 2.0  # SoccerNet features and the official metric both run at 2 frames per second
+HALVES = (1, 2)
+LABELS_FILE = "Labels-v2.json"
+RESULTS_FILE = "results_spotting.json"
+
+# SoccerNet-v2, in the official order (SoccerNet.Evaluation.utils.EVENT_DICTIONARY_V2).
+CLASSES_V2: tuple[str, ...] = (
+    "Penalty", "Kick-off", "Goal", "Substitution", "Offside", "Shots on target", "Shots off target",
+    "Clearance", "Ball out of play", "Throw-in", "Foul", "Indirect free-kick", "Direct free-kick",
+    "Corner", "Yellow card", "Red card", "Yellow->red card",
+)  # fmt: skip
+# SoccerNet-v1 (Labels.json): "soccer-ball", "y-card", "substitution-in"... map by key word.
+CLASSES_V1: tuple[str, ...] = ("card", "subs", "soccer")
+
+EVENT_DICTIONARY_V2 = {name: i for i, name in enumerate(CLASSES_V2)}
+EVENT_DICTIONARY_V1 = {name: i for i, name in enumerate(CLASSES_V1)}
+
+LABEL_COLUMNS = ["half", "position_ms", "frame", "label", "class_id", "team", "visibility", "game_time"]
+RESULT_COLUMNS = ["half", "position_ms", "frame", "label", "class_id", "confidence", "game_time"]
+
+_GAME_TIME = re.compile(r"^\s*([12])\s*-\s*(\d{1,3}):(\d{2})\s*$")
+
+
+# ---------------------------------------------------------------------------------------------
+# Classes and times
+# ---------------------------------------------------------------------------------------------
+def class_index(label: str, classes: Sequence[str] = CLASSES_V2, *, source: str = "") -> int:
+    """Index of `label` in `classes`, by name. v1 labels ("y-card", "soccer-ball") map by key word."""
+    if tuple(classes) == CLASSES_V1:
+        for i, key in enumerate(CLASSES_V1):
+            if key in label:
+                return i
+    else:
+        try:
+            return list(classes).index(label)
+        except ValueError:
+            pass
+    where = f"{source}: " if source else ""
+    raise SpottingError(f"{where}unknown label {label!r}; known labels: {', '.join(classes)}")
+
+
+def format_game_time(half: int, position_ms: float) -> str:
+    """(1, 323_400) -> '1 - 05:23', the official gameTime string."""
+    seconds = int(position_ms // 1000)
+    return f"{int(half)} - {seconds // 60:02d}:{seconds % 60:02d}"
+
+
+def parse_game_time(text: str, *, source: str = "") -> tuple[int, int]:
+    """'1 - 05:23' -> (1, 323_000): the half and the position in ms (second precision)."""
+    m = _GAME_TIME.match(str(text))
+    if not m:
+        where = f"{source}: " if source else ""
+        raise SpottingError(f"{where}gameTime {text!r} is not of the form 'H - MM:SS' with H 1 or 2")
+    return int(m.group(1)), (int(m.group(2)) * 60 + int(m.group(3))) * 1000
+
+
+def frame_of(position_ms: np.ndarray | float, fps: float = FPS) -> np.ndarray | int:
+    """Frame index at `fps` of a position in ms, rounded as the official evaluator does."""
+    if np.isscalar(position_ms):
+        return int(fps * (int(position_ms) / 1000))
+    return (fps * (np.asarray(position_ms, dtype=np.int64) / 1000)).astype(np.int64)
+
+
+# ---------------------------------------------------------------------------------------------
+# JSON in a folder or in a .zip
+# ---------------------------------------------------------------------------------------------
+def read_json(path: str | os.PathLike, *, inner: str | None = None) -> dict:
+    """Load a JSON file; with `inner`, the member `inner` of the zip archive `path`."""
+    name = f"{path}!{inner}" if inner else str(path)
+    try:
+        if inner is not None:
+            with zipfile.ZipFile(path) as z:
+                raw = z.read(inner)
+        else:
+            raw = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise SpottingError(f"{name}: file not found") from None
+    except KeyError:
+        raise SpottingError(f"{name}: not in the archive") from None
+    except (zipfile.BadZipFile, IsADirectoryError, PermissionError) as e:
+        raise SpottingError(f"{name}: cannot read ({e})") from None
+    try:
+        data = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise SpottingError(f"{name}: malformed JSON ({e})") from None
+    if not isinstance(data, dict):
+        raise SpottingError(f"{name}: expected a JSON object at the top level")
+    return data
+
+
+def list_games(root: str | os.PathLike, filename: str | None = None) -> list[str]:
+    """Games under a SoccerNet tree or a .zip of one, as relative `<league>/<season>/<game>` paths.
+
+    A game is a folder that holds `filename` (any .json when None, as the official evaluator
+    infers it). The list is sorted so every caller sees the games in the same order.
+    """
+    root = Path(root)
+    if not root.exists():
+        raise SpottingError(f"{root}: no such file or folder")
+
+    def wanted(name: str) -> bool:
+        return name.endswith(".json") if filename is None else os.path.basename(name) == filename
+
+    if root.is_file():
+        if not zipfile.is_zipfile(root):
+            raise SpottingError(f"{root}: neither a folder nor a .zip archive")
+        with zipfile.ZipFile(root) as z:
+            games = {os.path.dirname(n) for n in z.namelist() if wanted(n)}
+    else:
+        games = set()
+        for dirpath, _, files in os.walk(root):
+            if any(wanted(f) for f in files):
+                games.add(os.path.relpath(dirpath, root).replace(os.sep, "/"))
+    return sorted(games)
+
+
+def read_game_json(root: str | os.PathLike, game: str, filename: str) -> dict:
+    """`root/game/filename` from a tree or from a zip archive."""
+    root = Path(root)
+    if root.is_file():
+        return read_json(root, inner=f"{game}/{filename}" if game not in ("", ".") else filename)
+    return read_json(root / game / filename)
+
+
+# ---------------------------------------------------------------------------------------------
+# Labels-v2.json
+# ---------------------------------------------------------------------------------------------
+def labels_from_dict(data: dict, *, classes: Sequence[str] = CLASSES_V2, fps: float = FPS,
+                     source: str = "labels") -> pd.DataFrame:
+    """Parse a Labels-v2.json object into a tidy table (one row per annotation, LABEL_COLUMNS)."""
+    anns = data.get("annotations")
+    if not isinstance(anns, list):
+        raise SpottingError(f"{source}: no 'annotations' list")
+    rows = []
+    for i, a in enumerate(anns):
+        where = f"{source}: annotation {i}"
+        if not isinstance(a, dict) or "gameTime" not in a or "label" not in a:
+            raise SpottingError(f"{where}: needs 'gameTime' and 'label'")
+        half, clock_ms = parse_game_time(a["gameTime"], source=where)
+        if "position" in a:
+            try:
+                position = int(float(a["position"]))
+            except (TypeError, ValueError):
+                raise SpottingError(f"{where}: position {a['position']!r} is not a number of ms") from None
+        else:
+            position = clock_ms
+        if position < 0:
+            raise SpottingError(f"{where}: negative position {position} ms")
+        label = str(a["label"])
+        cid = class_index(label, classes, source=where)
+        rows.append((half, position, frame_of(position, fps), label, cid, str(a.get("team", "")),
+                     str(a.get("visibility", "visible")), a["gameTime"]))
+    df = pd.DataFrame(rows, columns=LABEL_COLUMNS)
+    return df.astype({"half": "int64", "position_ms": "int64", "frame": "int64", "class_id": "int64"})
+
+
+def read_labels(path: str | os.PathLike, *, classes: Sequence[str] = CLASSES_V2, fps: float = FPS) -> pd.DataFrame:
+    """Read a Labels-v2.json file into a tidy table (see `labels_from_dict`)."""
+    return labels_from_dict(read_json(path), classes=classes, fps=fps, source=str(path))
+
+
+def labels_to_dict(df: pd.DataFrame, *, url_local: str = "") -> dict:
+    """A labels table back to the Labels-v2.json object (for exporting reviewed events)."""
+    anns = []
+    for r in df.sort_values(["half", "position_ms"]).itertuples(index=False):
+        anns.append({
+            "gameTime": format_game_time(r.half, r.position_ms),
+            "label": r.label,
+            "position": str(int(r.position_ms)),
+            "team": getattr(r, "team", "") or "not applicable",
+            "visibility": getattr(r, "visibility", "") or "visible",
+        })
+    return {"UrlLocal": url_local, "annotations": anns}
+
+
+# ---------------------------------------------------------------------------------------------
+# results_spotting.json
+# ---------------------------------------------------------------------------------------------
+def results_from_dict(data: dict, *, classes: Sequence[str] = CLASSES_V2, fps: float = FPS,
+                      source: str = "predictions") -> pd.DataFrame:
+    """Parse a results_spotting.json object into a table (RESULT_COLUMNS)."""
+    preds = data.get("predictions")
+    if not isinstance(preds, list):
+        raise SpottingError(f"{source}: no 'predictions' list")
+    rows = []
+    for i, p in enumerate(preds):
+        where = f"{source}: prediction {i}"
+        try:
+            half, position, label, conf = int(p["half"]), int(float(p["position"])), str(p["label"]), float(p["confidence"])
+        except KeyError as e:
+            raise SpottingError(f"{where}: missing field {e.args[0]!r}") from None
+        except (TypeError, ValueError):
+            raise SpottingError(f"{where}: half, position and confidence must be numbers") from None
+        if half not in HALVES:
+            raise SpottingError(f"{where}: half {half} is not 1 or 2")
+        if position < 0:
+            raise SpottingError(f"{where}: negative position {position} ms")
+        if not math.isfinite(conf):
+            raise SpottingError(f"{where}: confidence {p['confidence']!r} is not finite")
+        cid = class_index(label, classes, source=where)
+        rows.append((half, position, frame_of(position, fps), label, cid, conf, format_game_time(half, position)))
+    df = pd.DataFrame(rows, columns=RESULT_COLUMNS)
+    return df.astype({"half": "int64", "position_ms": "int64", "frame": "int64", "class_id": "int64",
+                      "confidence": "float64"})
+
+
+def read_results(path: str | os.PathLike, *, classes: Sequence[str] = CLASSES_V2, fps: float = FPS) -> pd.DataFrame:
+    """Read a results_spotting.json file into a table."""
+    return results_from_dict(read_json(path), classes=classes, fps=fps, source=str(path))
+
+
+def results_to_dict(events: pd.DataFrame | Iterable[dict], *, url_local: str = "") -> dict:
+    """Events (half, position_ms, label, confidence) -> the official results_spotting.json object.
+
+    Field order and types follow the official schema exactly: gameTime "H - MM:SS", label,
+    position (ms as a string), half ("1"/"2"), confidence (as a string).
+    """
+    records = events.to_dict("records") if isinstance(events, pd.DataFrame) else list(events)
+    records.sort(key=lambda r: (int(r["half"]), int(r["position_ms"]), str(r["label"])))
+    preds = [{
+        "gameTime": format_game_time(r["half"], r["position_ms"]),
+        "label": str(r["label"]),
+        "position": str(int(r["position_ms"])),
+        "half": str(int(r["half"])),
+        "confidence": str(float(r["confidence"])),
+    } for r in records]
+    return {"UrlLocal": url_local, "predictions": preds}
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write through a temp file in the same folder, then rename: a crash never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_results(path: str | os.PathLike, events: pd.DataFrame | Iterable[dict], *, url_local: str = "") -> Path:
+    """Write a results_spotting.json file (atomically)."""
+    return atomic_write_text(path, json.dumps(results_to_dict(events, url_local=url_local), indent=2))
+
+
+# ---------------------------------------------------------------------------------------------
+# Features: 1_<name>.npy, 2_<name>.npy
+# ---------------------------------------------------------------------------------------------
+def feature_path(game_dir: str | os.PathLike, half: int, name: str) -> Path:
+    """Where SoccerNet keeps the features of one half: `<game>/<half>_<name>.npy`."""
+    return Path(game_dir) / f"{half}_{name}.npy"
+
+
+def load_half_features(path: str | os.PathLike) -> np.ndarray:
+    """One half's features as a (T, D) float32 array."""
+    path = Path(path)
+    if not path.is_file():
+        raise SpottingError(f"{path}: feature file not found")
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:
+        raise SpottingError(f"{path}: not a readable .npy array ({e})") from None
+    if arr.ndim != 2 or arr.shape[0] == 0:
+        raise SpottingError(f"{path}: expected a (T, D) array of frame features, got shape {arr.shape}")
+    if not np.issubdtype(arr.dtype, np.floating):
+        raise SpottingError(f"{path}: expected float features, got {arr.dtype}")
+    return np.ascontiguousarray(arr, dtype=np.float32)
+
+
+def load_features(game_dir: str | os.PathLike, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Both halves' features `(1_<name>.npy, 2_<name>.npy)` of a game folder."""
+    halves = []
+    for half in HALVES:
+        p = feature_path(game_dir, half, name)
+        if not p.is_file():
+            raise SpottingError(f"{game_dir}: missing half {half}: no {p.name}")
+        halves.append(load_half_features(p))
+    if halves[0].shape[1] != halves[1].shape[1]:
+        raise SpottingError(f"{game_dir}: halves disagree on feature dimension "
+                            f"({halves[0].shape[1]} vs {halves[1].shape[1]})")
+    return halves[0], halves[1]
+
+
+def feature_names(game_dir: str | os.PathLike) -> list[str]:
+    """Feature names present for both halves of a game folder (e.g. ['ResNET_TF2_PCA512'])."""
+    game_dir = Path(game_dir)
+    names = {p.name[2:-4] for p in game_dir.glob("1_*.npy")}
+    return sorted(n for n in names if feature_path(game_dir, 2, n).is_file())
+
+
+def events_per_frame(labels: pd.DataFrame, num_frames: Sequence[int], num_classes: int = len(CLASSES_V2)
+                     ) -> list[np.ndarray]:
+    """Per-half (T, C) float32 arrays: 1 where a visible event sits, -1 for unshown, 0 elsewhere.
+
+    Frames past the end of a half's features are clamped to its last frame, as the official
+    evaluator clamps to its 90-minute vector.
+    """
+    out = []
+    for half, T in zip(HALVES, num_frames):
+        arr = np.zeros((int(T), num_classes), dtype=np.float32)
+        sel = labels[labels["half"] == half]
+        if len(sel):
+            frames = np.minimum(sel["frame"].to_numpy(), int(T) - 1)
+            values = np.where(sel["visibility"].to_numpy() == "not shown", -1.0, 1.0)
+            arr[frames, sel["class_id"].to_numpy()] = values
+        out.append(arr)
+    return out
