@@ -1,0 +1,302 @@
+"""The review store: editors' decisions on spotted events, in SQLite (WAL), keyed by match.
+
+    store = ReviewStore(path)
+    store.load_events(match_id, events_df)        the model's events, once per match (kept after)
+    store.accept(match_id, event_id) / reject / retime(…, position_ms) / relabel(…, label)
+    store.add(match_id, half=1, position_ms=…, label=…)   an event the model missed
+    store.undo(match_id)                          undo the latest decision of that match
+    store.events(match_id)                        current state: one row per event, with its status
+    store.export_labels / export_results / export_csv
+
+Decisions are an append-only log; an event's state is its original row folded over its decisions in
+order, and undo marks the latest live decision as undone. Every call opens its own connection, so
+two browser tabs (two threads) or two server processes can edit the same match at once: WAL lets
+readers run beside the writer, and each write is one short transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import pandas as pd
+
+from spotting_core.errors import SpottingError
+from spotting_core.soccernet import (
+    CLASSES_V2,
+    FPS,
+    atomic_write_text,
+    format_game_time,
+    frame_of,
+    labels_to_dict,
+    results_to_dict,
+)
+
+STATUSES = ("pending", "accepted", "rejected")
+ACTIONS = ("accept", "reject", "reset", "retime", "relabel", "add")
+EVENT_COLUMNS = ["event_id", "half", "position_ms", "frame", "game_time", "label", "class_id", "confidence",
+                 "status", "source", "original_position_ms", "original_label", "decisions"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    match_id     TEXT    NOT NULL,
+    event_id     INTEGER NOT NULL,
+    half         INTEGER NOT NULL,
+    position_ms  INTEGER NOT NULL,
+    label        TEXT    NOT NULL,
+    confidence   REAL    NOT NULL,
+    source       TEXT    NOT NULL,
+    PRIMARY KEY (match_id, event_id)
+);
+CREATE TABLE IF NOT EXISTS decisions (
+    id        INTEGER PRIMARY KEY AUTOINCREMENT,
+    match_id  TEXT    NOT NULL,
+    event_id  INTEGER NOT NULL,
+    action    TEXT    NOT NULL,
+    value     TEXT,
+    created   REAL    NOT NULL,
+    undone    INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS decisions_match ON decisions (match_id, id);
+CREATE TABLE IF NOT EXISTS matches (
+    match_id  TEXT PRIMARY KEY,
+    meta      TEXT NOT NULL
+);
+"""
+
+
+class ReviewStore:
+    """Decisions on the events of many matches, in one SQLite file."""
+
+    def __init__(self, path: str | os.PathLike, *, classes: Sequence[str] = CLASSES_V2, fps: float = FPS):
+        self.path = Path(path)
+        self.classes = tuple(classes)
+        self.fps = fps
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self._connect() as db:
+                db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as e:
+            raise SpottingError(f"{self.path}: not a usable review store ({e})") from None
+
+    @contextmanager
+    def _connect(self):
+        db = sqlite3.connect(self.path, timeout=10.0, isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA busy_timeout=10000")
+            yield db
+        finally:
+            db.close()
+
+    # ----- matches and their events -------------------------------------------------------------
+    def load_events(self, match_id: str, events: pd.DataFrame, *, meta: dict | None = None,
+                    replace: bool = False) -> int:
+        """Store the model's events of a match once; later calls keep the stored ones (and decisions).
+
+        With replace=True the match's events and decisions are dropped first (a fresh spotting run).
+        Returns the number of events stored for the match.
+        """
+        missing = {"half", "position_ms", "label", "confidence"} - set(events.columns)
+        if missing:
+            raise SpottingError(f"events of {match_id}: missing columns {', '.join(sorted(missing))}")
+        for label in set(events["label"]):
+            self._check_label(label)
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            if replace:
+                db.execute("DELETE FROM events WHERE match_id = ?", (match_id,))
+                db.execute("DELETE FROM decisions WHERE match_id = ?", (match_id,))
+            (count,) = db.execute("SELECT COUNT(*) FROM events WHERE match_id = ? AND source = 'model'",
+                                  (match_id,)).fetchone()
+            (decided,) = db.execute("SELECT COUNT(*) FROM decisions WHERE match_id = ?", (match_id,)).fetchone()
+            if count == 0 and decided == 0:
+                ordered = events.sort_values(["half", "position_ms"], kind="stable")
+                db.executemany(
+                    "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, 'model')",
+                    [(match_id, i, int(r.half), int(r.position_ms), str(r.label), float(r.confidence))
+                     for i, r in enumerate(ordered.itertuples(index=False))],
+                )
+            if meta is not None:
+                db.execute("INSERT OR REPLACE INTO matches VALUES (?, ?)", (match_id, json.dumps(meta)))
+            (total,) = db.execute("SELECT COUNT(*) FROM events WHERE match_id = ?", (match_id,)).fetchone()
+            db.execute("COMMIT")
+        return int(total)
+
+    def matches(self) -> pd.DataFrame:
+        """Every match in the store with its event and decision counts."""
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT e.match_id, COUNT(*), "
+                "(SELECT COUNT(*) FROM decisions d WHERE d.match_id = e.match_id AND d.undone = 0), "
+                "(SELECT meta FROM matches m WHERE m.match_id = e.match_id) "
+                "FROM events e GROUP BY e.match_id ORDER BY e.match_id").fetchall()
+        return pd.DataFrame([(m, n, d, json.loads(meta) if meta else {}) for m, n, d, meta in rows],
+                            columns=["match_id", "events", "decisions", "meta"])
+
+    # ----- decisions ----------------------------------------------------------------------------
+    def _check_label(self, label: str) -> None:
+        if label not in self.classes:
+            raise SpottingError(f"label {label!r} is not a known class; known: {', '.join(self.classes)}")
+
+    def _decide(self, match_id: str, event_id: int, action: str, value: str | None = None) -> int:
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            found = db.execute("SELECT 1 FROM events WHERE match_id = ? AND event_id = ?",
+                               (match_id, int(event_id))).fetchone()
+            if not found:
+                db.execute("ROLLBACK")
+                raise SpottingError(f"match {match_id}: no event {event_id}")
+            cur = db.execute("INSERT INTO decisions (match_id, event_id, action, value, created) VALUES (?, ?, ?, ?, ?)",
+                             (match_id, int(event_id), action, value, time.time()))
+            db.execute("COMMIT")
+            return int(cur.lastrowid)
+
+    def accept(self, match_id: str, event_id: int) -> int:
+        return self._decide(match_id, event_id, "accept")
+
+    def reject(self, match_id: str, event_id: int) -> int:
+        return self._decide(match_id, event_id, "reject")
+
+    def reset(self, match_id: str, event_id: int) -> int:
+        """Back to pending (the retime and relabel decisions stay)."""
+        return self._decide(match_id, event_id, "reset")
+
+    def retime(self, match_id: str, event_id: int, position_ms: int) -> int:
+        """Move an event to `position_ms` within its half."""
+        if int(position_ms) < 0:
+            raise SpottingError(f"retime: position {int(position_ms)} ms is before the start of the half")
+        return self._decide(match_id, event_id, "retime", str(int(position_ms)))
+
+    def nudge(self, match_id: str, event_id: int, delta_ms: int) -> int:
+        """Retime an event by `delta_ms` from where it stands now (clamped at the half's start)."""
+        now = self.event(match_id, event_id)
+        return self.retime(match_id, event_id, max(0, int(now["position_ms"]) + int(delta_ms)))
+
+    def relabel(self, match_id: str, event_id: int, label: str) -> int:
+        self._check_label(label)
+        return self._decide(match_id, event_id, "relabel", label)
+
+    def add(self, match_id: str, *, half: int, position_ms: int, label: str) -> int:
+        """An event the model missed, accepted by the editor. Returns its event id."""
+        self._check_label(label)
+        if int(half) not in (1, 2) or int(position_ms) < 0:
+            raise SpottingError(f"add: half must be 1 or 2 and the position >= 0 (got {half}, {position_ms})")
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            (next_id,) = db.execute("SELECT COALESCE(MAX(event_id) + 1, 0) FROM events WHERE match_id = ?",
+                                    (match_id,)).fetchone()
+            db.execute("INSERT INTO events VALUES (?, ?, ?, ?, ?, 1.0, 'manual')",
+                       (match_id, next_id, int(half), int(position_ms), label))
+            db.execute("INSERT INTO decisions (match_id, event_id, action, value, created) VALUES (?, ?, 'add', NULL, ?)",
+                       (match_id, next_id, time.time()))
+            db.execute("COMMIT")
+        return int(next_id)
+
+    def undo(self, match_id: str, event_id: int | None = None) -> dict | None:
+        """Undo the latest live decision of the match (or of one event). Returns it, or None if none."""
+        where, args = "match_id = ? AND undone = 0", [match_id]
+        if event_id is not None:
+            where += " AND event_id = ?"
+            args.append(int(event_id))
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            row = db.execute(f"SELECT id, event_id, action, value FROM decisions WHERE {where} ORDER BY id DESC LIMIT 1",
+                             args).fetchone()
+            if row is None:
+                db.execute("ROLLBACK")
+                return None
+            db.execute("UPDATE decisions SET undone = 1 WHERE id = ?", (row[0],))
+            db.execute("COMMIT")
+        return {"id": row[0], "event_id": row[1], "action": row[2], "value": row[3]}
+
+    def history(self, match_id: str) -> pd.DataFrame:
+        """Every decision of the match, oldest first, undone ones included."""
+        with self._connect() as db:
+            rows = db.execute("SELECT id, event_id, action, value, created, undone FROM decisions "
+                              "WHERE match_id = ? ORDER BY id", (match_id,)).fetchall()
+        return pd.DataFrame(rows, columns=["id", "event_id", "action", "value", "created", "undone"])
+
+    # ----- current state ------------------------------------------------------------------------
+    def events(self, match_id: str) -> pd.DataFrame:
+        """The match's events as they stand after every live decision (EVENT_COLUMNS)."""
+        with self._connect() as db:
+            base = db.execute("SELECT event_id, half, position_ms, label, confidence, source FROM events "
+                              "WHERE match_id = ? ORDER BY event_id", (match_id,)).fetchall()
+            decisions = db.execute("SELECT event_id, action, value FROM decisions WHERE match_id = ? AND undone = 0 "
+                                   "ORDER BY id", (match_id,)).fetchall()
+        state = {}
+        for event_id, half, pos, label, conf, source in base:
+            state[event_id] = {"event_id": event_id, "half": half, "position_ms": pos, "label": label,
+                               "confidence": conf, "status": "pending", "source": source,
+                               "original_position_ms": pos, "original_label": label, "decisions": 0}
+        for event_id, action, value in decisions:
+            ev = state.get(event_id)
+            if ev is None:
+                continue
+            ev["decisions"] += 1
+            if action in ("accept", "add"):
+                ev["status"] = "accepted"
+            elif action == "reject":
+                ev["status"] = "rejected"
+            elif action == "reset":
+                ev["status"] = "pending"
+            elif action == "retime":
+                ev["position_ms"] = int(value)
+            elif action == "relabel":
+                ev["label"] = value
+        # a manual event whose "add" was undone no longer exists
+        live_adds = {e for e, a, _ in decisions if a == "add"}
+        rows = [ev for ev in state.values() if ev["source"] != "manual" or ev["event_id"] in live_adds]
+        df = pd.DataFrame(rows, columns=[c for c in EVENT_COLUMNS if c not in ("frame", "game_time", "class_id")])
+        df["frame"] = frame_of(df["position_ms"].to_numpy(), self.fps) if len(df) else pd.Series(dtype="int64")
+        df["game_time"] = [format_game_time(h, p) for h, p in zip(df["half"], df["position_ms"])]
+        df["class_id"] = [self.classes.index(lbl) if lbl in self.classes else -1 for lbl in df["label"]]
+        df = df.astype({"event_id": "int64", "half": "int64", "position_ms": "int64", "confidence": "float64"})
+        return df[EVENT_COLUMNS].sort_values(["half", "position_ms", "event_id"], kind="stable").reset_index(drop=True)
+
+    def event(self, match_id: str, event_id: int) -> dict:
+        df = self.events(match_id)
+        row = df[df["event_id"] == int(event_id)]
+        if row.empty:
+            raise SpottingError(f"match {match_id}: no event {event_id}")
+        return row.iloc[0].to_dict()
+
+    # ----- exports ------------------------------------------------------------------------------
+    def _select(self, match_id: str, statuses: Iterable[str]) -> pd.DataFrame:
+        statuses = tuple(statuses)
+        unknown = set(statuses) - set(STATUSES)
+        if unknown:
+            raise SpottingError(f"unknown status {', '.join(sorted(unknown))}; choose from {', '.join(STATUSES)}")
+        df = self.events(match_id)
+        return df[df["status"].isin(statuses)]
+
+    def labels_dict(self, match_id: str, *, statuses: Iterable[str] = ("accepted",), url_local: str = "") -> dict:
+        """The reviewed events as a Labels-v2.json object (training data): accepted ones by default."""
+        df = self._select(match_id, statuses).assign(team="not applicable", visibility="visible")
+        return labels_to_dict(df, url_local=url_local)
+
+    def results_dict(self, match_id: str, *, statuses: Iterable[str] = ("pending", "accepted"),
+                     url_local: str = "") -> dict:
+        """The reviewed events as a results_spotting.json object: everything not rejected by default."""
+        return results_to_dict(self._select(match_id, statuses), url_local=url_local)
+
+    def csv_text(self, match_id: str) -> str:
+        """Every event with its status, original time and label, as CSV."""
+        df = self.events(match_id)
+        return df.drop(columns=["frame"]).to_csv(index=False)
+
+    def export_labels(self, match_id: str, path: str | os.PathLike, **kwargs) -> Path:
+        return atomic_write_text(path, json.dumps(self.labels_dict(match_id, **kwargs), indent=2))
+
+    def export_results(self, match_id: str, path: str | os.PathLike, **kwargs) -> Path:
+        return atomic_write_text(path, json.dumps(self.results_dict(match_id, **kwargs), indent=2))
+
+    def export_csv(self, match_id: str, path: str | os.PathLike) -> Path:
+        return atomic_write_text(path, self.csv_text(match_id))
