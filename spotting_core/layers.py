@@ -1,0 +1,112 @@
+"""Blocks shared by at least two models.
+
+    NetVLAD(num_clusters=K, dim=D)     (B, T, D) -> (B, D*K): learnable temporal pooling
+    windowed_sum(x, length)            sums of every window of `length` rows (float64)
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+NORM_EPS = 1e-12  # F.normalize's default eps: a vector is divided by max(||v||, eps)
+
+
+def windowed_sum(x: torch.Tensor, length: int) -> torch.Tensor:
+    """Sums of the windows x[s : s + length] along dim 0, for s = 0 .. len(x) - length.
+
+    (N, ...) -> (N - length + 1, ...), accumulated in float64. Summed directly over a strided view
+    (no cumulative sums, so no cancellation), which is also faster than cumsum on CPU.
+    """
+    return x.double().unfold(0, length, 1).sum(-1)
+
+
+class NetVLAD(nn.Module):
+    """NetVLAD over time, as in the official NetVLAD++ code (its LOUPE-style variant).
+
+    Frames are L2-normalised (the official `add_batch_norm=True` path: no batch-norm parameters),
+    soft-assigned to K clusters by a softmax of x @ clusters, and their assignment-weighted
+    residuals to a second set of centres (`clusters2`) are summed over time:
+
+        v[d, k] = sum_t a[t, k] x[t, d] - (sum_t a[t, k]) c2[d, k]
+
+    then L2-normalised per cluster (over d), flattened d-major (index d*K + k) and L2-normalised
+    again. Parameters: 2*D*K (`clusters` (D, K), `clusters2` (1, D, K); the official names, so
+    official state dicts load as they are).
+    """
+
+    def __init__(self, *, num_clusters: int, dim: int):
+        super().__init__()
+        self.num_clusters = num_clusters
+        self.dim = dim
+        self.clusters = nn.Parameter(torch.randn(dim, num_clusters) / math.sqrt(dim))
+        self.clusters2 = nn.Parameter(torch.randn(1, dim, num_clusters) / math.sqrt(dim))
+
+    def assign(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(..., D) frames -> (normalised frames (..., D), soft assignments (..., K))."""
+        x = F.normalize(x, p=2, dim=-1, eps=NORM_EPS)
+        return x, torch.softmax(x @ self.clusters, dim=-1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, D)
+        x, a = self.assign(x)                                        # (B, T, D), (B, T, K)
+        vlad = torch.einsum("btk,btd->bdk", a, x)                    # (B, D, K)
+        vlad = vlad - a.sum(dim=1, keepdim=True) * self.clusters2    # (B, 1, K) * (1, D, K)
+        vlad = F.normalize(vlad, p=2, dim=1, eps=NORM_EPS)           # intra-normalisation
+        vlad = vlad.reshape(x.shape[0], self.dim * self.num_clusters)  # (B, D*K), d-major
+        return F.normalize(vlad, p=2, dim=1, eps=NORM_EPS)
+
+    @torch.no_grad()
+    def sliding_linear(self, x: torch.Tensor, weight: torch.Tensor, *, length: int) -> torch.Tensor:
+        """weight . forward(window) for every window x[s : s + length] of a sequence, exactly.
+
+        x: (N, D) frames; weight: (C, D, K), a linear map applied to this layer's (D*K) output
+        (d-major, as `forward` flattens). Returns (N - length + 1, C) in float64.
+
+        The aggregation is a sum over frames, so windows share the work instead of redoing it:
+          numerator  sum_d W[c,d,k] v[d,k] = sum_t a[t,k] (W[c,:,k] . x[t]) - A[k] (W[c,:,k] . c2[:,k])
+                     -> one per-frame projection, then windowed sums (float64);
+          norms      ||v[:,k]||^2 = sum_{i,j} a[i,k] a[j,k] x[i].x[j] - 2 A[k] sum_t a[t,k] x[t].c2[:,k]
+                                    + A[k]^2 ||c2[:,k]||^2, with A[k] = sum_t a[t,k]
+                     -> the banded Gram matrix x[i].x[i+delta], delta < length, then windowed sums
+                        per delta (float64);
+          the two normalisations then only rescale each cluster's term and the sum.
+        """
+        K, n = self.num_clusters, x.shape[0] - length + 1
+        if n < 1:
+            raise ValueError(f"sequence of {x.shape[0]} frames is shorter than the window ({length})")
+        C = weight.shape[0]
+        xn, a = self.assign(x)                                                # (N, D), (N, K)
+        c2 = self.clusters2[0]                                                # (D, K)
+        # numerator: per-frame projection on each class's cluster block, summed over windows
+        proj = (xn @ weight.permute(1, 0, 2).reshape(self.dim, C * K)).view(-1, C, K)  # (N, C, K)
+        num = windowed_sum(proj * a[:, None, :], length)                      # (n, C, K)
+        asum = windowed_sum(a, length)                                        # (n, K)
+        num -= asum[:, None, :] * torch.einsum("cdk,dk->ck", weight, c2).double()[None]
+        # squared norms of the residual sums, from the banded Gram matrix, all in float64
+        xd, ad, c2d = xn.double(), a.double(), c2.double()
+        cross = windowed_sum(ad * (xd @ c2d), length)                         # (n, K)
+        quad = self._windowed_quadratic(xd, ad, length)                       # (n, K)
+        sq = quad - 2.0 * asum * cross + asum ** 2 * (c2d ** 2).sum(0)[None]
+        norm = sq.clamp_min(0.0).sqrt()                                       # (n, K)
+        scale = 1.0 / norm.clamp_min(NORM_EPS)                                # intra-normalisation
+        total = (norm * scale).pow(2).sum(1).sqrt().clamp_min(NORM_EPS)       # (n,) the global norm
+        return torch.einsum("nck,nk->nc", num, scale) / total[:, None]
+
+    @staticmethod
+    def _windowed_quadratic(x: torch.Tensor, a: torch.Tensor, length: int) -> torch.Tensor:
+        """sum_{i,j in window} a[i,k] a[j,k] x[i].x[j] for every window: (N, D), (N, K) -> (n, K).
+
+        One pass per lag delta < length (not per window): the pairs (i, i+delta) of a window
+        starting at s are those with i in [s, s + length - delta).
+        """
+        N, n = x.shape[0], x.shape[0] - length + 1
+        xz = torch.cat([x, x.new_zeros(length - 1, x.shape[1])])              # zero rows past the end
+        gram = torch.einsum("nd,ndl->nl", x, xz.unfold(0, length, 1))        # (N, L): x[i].x[i+delta]
+        out = windowed_sum(a * a * gram[:, :1], length)                       # delta = 0: the diagonal
+        for delta in range(1, length):
+            pairs = a[:N - delta] * a[delta:] * gram[:N - delta, delta:delta + 1]  # (N - delta, K)
+            out += 2.0 * windowed_sum(pairs, length - delta)[:n]
+        return out
