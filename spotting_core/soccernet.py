@@ -64,10 +64,33 @@ def class_index(label: str, classes: Sequence[str] = CLASSES_V2, *, source: str 
     raise SpottingError(f"{where}unknown label {label!r}; known labels: {', '.join(classes)}")
 
 
+def _class_lookup(classes: Sequence[str]):
+    """A fast `label -> index` for many rows: a dict hit, else `class_index` (key words, the error)."""
+    table = {name: i for i, name in enumerate(classes)}
+
+    def lookup(label: str, source: str) -> int:
+        i = table.get(label)
+        return i if i is not None else class_index(label, classes, source=source)
+
+    return lookup
+
+
 def format_game_time(half: int, position_ms: float) -> str:
     """(1, 323_400) -> '1 - 05:23', the official gameTime string."""
     seconds = int(position_ms // 1000)
     return f"{int(half)} - {seconds // 60:02d}:{seconds % 60:02d}"
+
+
+_GAME_TIMES = np.array([[format_game_time(h, 1000 * s) for s in range(4 * 3600)] for h in HALVES], dtype=object)
+
+
+def game_times(half: np.ndarray, position_ms: np.ndarray) -> list[str]:
+    """`format_game_time` over arrays (a table lookup for the first 4 hours of a half)."""
+    seconds = np.asarray(position_ms, dtype=np.int64) // 1000
+    half = np.asarray(half, dtype=np.int64)
+    if half.size and ((seconds < 0) | (seconds >= _GAME_TIMES.shape[1]) | (half < 1) | (half > 2)).any():
+        return [format_game_time(h, p) for h, p in zip(half.tolist(), np.asarray(position_ms).tolist())]
+    return _GAME_TIMES[half - 1, seconds].tolist()
 
 
 def parse_game_time(text: str, *, source: str = "") -> tuple[int, int]:
@@ -156,7 +179,8 @@ def labels_from_dict(data: dict, *, classes: Sequence[str] = CLASSES_V2, fps: fl
     anns = data.get("annotations")
     if not isinstance(anns, list):
         raise SpottingError(f"{source}: no 'annotations' list")
-    rows = []
+    lookup = _class_lookup(classes)
+    cols: dict[str, list] = {c: [] for c in LABEL_COLUMNS if c != "frame"}
     for i, a in enumerate(anns):
         where = f"{source}: annotation {i}"
         if not isinstance(a, dict) or "gameTime" not in a or "label" not in a:
@@ -165,18 +189,27 @@ def labels_from_dict(data: dict, *, classes: Sequence[str] = CLASSES_V2, fps: fl
         if "position" in a:
             try:
                 position = int(float(a["position"]))
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):
                 raise SpottingError(f"{where}: position {a['position']!r} is not a number of ms") from None
         else:
             position = clock_ms
         if position < 0:
             raise SpottingError(f"{where}: negative position {position} ms")
         label = str(a["label"])
-        cid = class_index(label, classes, source=where)
-        rows.append((half, position, frame_of(position, fps), label, cid, str(a.get("team", "")),
-                     str(a.get("visibility", "visible")), a["gameTime"]))
-    df = pd.DataFrame(rows, columns=LABEL_COLUMNS)
-    return df.astype({"half": "int64", "position_ms": "int64", "frame": "int64", "class_id": "int64"})
+        cols["class_id"].append(lookup(label, where))
+        cols["half"].append(half)
+        cols["position_ms"].append(position)
+        cols["label"].append(label)
+        cols["team"].append(str(a.get("team", "")))
+        cols["visibility"].append(str(a.get("visibility", "visible")))
+        cols["game_time"].append(a["gameTime"])
+    position = np.asarray(cols["position_ms"], dtype=np.int64)
+    return pd.DataFrame({
+        "half": np.asarray(cols["half"], dtype=np.int64), "position_ms": position,
+        "frame": np.asarray(frame_of(position, fps), dtype=np.int64), "label": cols["label"],
+        "class_id": np.asarray(cols["class_id"], dtype=np.int64), "team": cols["team"],
+        "visibility": cols["visibility"], "game_time": cols["game_time"],
+    }, columns=LABEL_COLUMNS)
 
 
 def read_labels(path: str | os.PathLike, *, classes: Sequence[str] = CLASSES_V2, fps: float = FPS) -> pd.DataFrame:
@@ -201,32 +234,64 @@ def labels_to_dict(df: pd.DataFrame, *, url_local: str = "") -> dict:
 # ---------------------------------------------------------------------------------------------
 # results_spotting.json
 # ---------------------------------------------------------------------------------------------
-def results_from_dict(data: dict, *, classes: Sequence[str] = CLASSES_V2, fps: float = FPS,
-                      source: str = "predictions") -> pd.DataFrame:
-    """Parse a results_spotting.json object into a table (RESULT_COLUMNS)."""
-    preds = data.get("predictions")
-    if not isinstance(preds, list):
-        raise SpottingError(f"{source}: no 'predictions' list")
-    rows = []
+def _result_columns_fast(preds: list, classes: Sequence[str]) -> tuple | None:
+    """Columns of clean predictions, converted in bulk (int(), float() semantics); None on any doubt."""
+    table = {name: i for i, name in enumerate(classes)}
+    try:
+        half = np.array([p["half"] for p in preds], dtype=object).astype(np.int64)
+        position_f = np.array([p["position"] for p in preds], dtype=object).astype(np.float64)
+        conf = np.array([p["confidence"] for p in preds], dtype=object).astype(np.float64)
+        labels = [p["label"] for p in preds]
+        class_ids = np.array([table[label] for label in labels], dtype=np.int64)  # only str keys match
+    except (KeyError, TypeError, ValueError, OverflowError):
+        return None
+    ok = (half.shape == position_f.shape == conf.shape == (len(preds),) and np.all((half == 1) | (half == 2)) and np.all((position_f >= 0) & (position_f < 2**62))
+          and np.all(np.isfinite(conf)))
+    return (half, position_f.astype(np.int64), labels, class_ids, conf) if ok else None
+
+
+def _result_columns_checked(preds: list, classes: Sequence[str], source: str) -> tuple:
+    """Columns of predictions, row by row, raising one SpottingError at the first bad row."""
+    lookup = _class_lookup(classes)
+    halves, positions, labels, class_ids, confidences = [], [], [], [], []
     for i, p in enumerate(preds):
-        where = f"{source}: prediction {i}"
         try:
             half, position, label, conf = int(p["half"]), int(float(p["position"])), str(p["label"]), float(p["confidence"])
         except KeyError as e:
-            raise SpottingError(f"{where}: missing field {e.args[0]!r}") from None
-        except (TypeError, ValueError):
-            raise SpottingError(f"{where}: half, position and confidence must be numbers") from None
+            raise SpottingError(f"{source}: prediction {i}: missing field {e.args[0]!r}") from None
+        except (TypeError, ValueError, OverflowError):
+            raise SpottingError(f"{source}: prediction {i}: needs half, position and confidence as numbers") from None
         if half not in HALVES:
-            raise SpottingError(f"{where}: half {half} is not 1 or 2")
+            raise SpottingError(f"{source}: prediction {i}: half {half} is not 1 or 2")
         if position < 0:
-            raise SpottingError(f"{where}: negative position {position} ms")
+            raise SpottingError(f"{source}: prediction {i}: negative position {position} ms")
         if not math.isfinite(conf):
-            raise SpottingError(f"{where}: confidence {p['confidence']!r} is not finite")
-        cid = class_index(label, classes, source=where)
-        rows.append((half, position, frame_of(position, fps), label, cid, conf, format_game_time(half, position)))
-    df = pd.DataFrame(rows, columns=RESULT_COLUMNS)
-    return df.astype({"half": "int64", "position_ms": "int64", "frame": "int64", "class_id": "int64",
-                      "confidence": "float64"})
+            raise SpottingError(f"{source}: prediction {i}: confidence {p['confidence']!r} is not finite")
+        class_ids.append(lookup(label, f"{source}: prediction {i}"))
+        halves.append(half)
+        positions.append(position)
+        labels.append(label)
+        confidences.append(conf)
+    return (np.asarray(halves, dtype=np.int64), np.asarray(positions, dtype=np.int64), labels,
+            np.asarray(class_ids, dtype=np.int64), np.asarray(confidences, dtype=np.float64))
+
+
+def results_from_dict(data: dict, *, classes: Sequence[str] = CLASSES_V2, fps: float = FPS,
+                      source: str = "predictions") -> pd.DataFrame:
+    """Parse a results_spotting.json object into a table (RESULT_COLUMNS).
+
+    Clean files take a bulk path; a file with any doubtful row is re-read row by row, so the error
+    names the first bad prediction.
+    """
+    preds = data.get("predictions")
+    if not isinstance(preds, list):
+        raise SpottingError(f"{source}: no 'predictions' list")
+    columns = _result_columns_fast(preds, classes) if tuple(classes) != CLASSES_V1 else None
+    half, position, labels, class_ids, conf = columns or _result_columns_checked(preds, classes, source)
+    return pd.DataFrame({
+        "half": half, "position_ms": position, "frame": np.asarray(frame_of(position, fps), dtype=np.int64),
+        "label": labels, "class_id": class_ids, "confidence": conf, "game_time": game_times(half, position),
+    }, columns=RESULT_COLUMNS)
 
 
 def read_results(path: str | os.PathLike, *, classes: Sequence[str] = CLASSES_V2, fps: float = FPS) -> pd.DataFrame:
@@ -322,7 +387,8 @@ def events_per_frame(labels: pd.DataFrame, num_frames: Sequence[int], num_classe
     """Per-half (T, C) float32 arrays: 1 where a visible event sits, -1 for unshown, 0 elsewhere.
 
     Frames past the end of a half's features are clamped to its last frame, as the official
-    evaluator clamps to its 90-minute vector.
+    evaluator clamps to its 120-minute vector. Two events of one class on one frame: the later row
+    wins, as the official `label2vector` overwrites.
     """
     out = []
     for half, T in zip(HALVES, num_frames):
@@ -330,7 +396,11 @@ def events_per_frame(labels: pd.DataFrame, num_frames: Sequence[int], num_classe
         sel = labels[labels["half"] == half]
         if len(sel):
             frames = np.minimum(sel["frame"].to_numpy(), int(T) - 1)
+            classes = sel["class_id"].to_numpy()
             values = np.where(sel["visibility"].to_numpy() == "not shown", -1.0, 1.0)
-            arr[frames, sel["class_id"].to_numpy()] = values
+            # the last row of each (frame, class) cell: first hit of the reversed rows
+            _, first_reversed = np.unique((frames * num_classes + classes)[::-1], return_index=True)
+            last = len(frames) - 1 - first_reversed
+            arr[frames[last], classes[last]] = values[last]
         out.append(arr)
     return out
