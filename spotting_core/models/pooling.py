@@ -73,6 +73,7 @@ class TemporalPooling(SpottingModel):
     """A clip (B, T, D) -> pooled vector -> dropout -> fc -> (B, 1 + num_classes) logits."""
 
     Config = Config
+    exact_sequence_scores = True  # the sequence_scores override equals the base class's windows
     pool: str = ""         # "max" / "avg" / "netvlad"
     split: bool = False    # True for the "++" variants: pool before / after the centre apart
 
