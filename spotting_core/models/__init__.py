@@ -18,8 +18,24 @@ import torch
 
 from spotting_core.errors import SpottingError
 from spotting_core.models.base import SpottingModel
+from spotting_core.models.calf import CALF
+from spotting_core.models.pooling import AvgPool, AvgPoolpp, MaxPool, MaxPoolpp, NetVLADPool, NetVLADpp
+from spotting_core.models.rmsnet import RMSNet
+from spotting_core.models.saliency import SaliencyWeighting
+from spotting_core.models.ugl import UGL
 
-MODELS: dict[str, type[SpottingModel]] = {}
+MODELS: dict[str, type[SpottingModel]] = {
+    "netvlad++": NetVLADpp,
+    "maxpool++": MaxPoolpp,
+    "avgpool++": AvgPoolpp,
+    "maxpool": MaxPool,
+    "avgpool": AvgPool,
+    "netvlad": NetVLADPool,
+    "saliency": SaliencyWeighting,
+    "calf": CALF,
+    "rms-net": RMSNet,
+    "ugl": UGL,
+}
 
 for _name, _cls in MODELS.items():
     _cls.name = _name
