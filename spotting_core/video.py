@@ -73,7 +73,7 @@ _SIZE = re.compile(r"[ ,](\d{1,5})x(\d{1,5})(?:[ ,]|$)")
 _DAR = re.compile(r"DAR (\d+):(\d+)")
 _FPS = re.compile(r"([\d.]+)(k?) fps")
 _TBR = re.compile(r"([\d.]+)(k?) tbr")
-_ROTATION = re.compile(r"(?:displaymatrix: rotation of|rotate\s*:)\s*(-?[\d.]+)")
+_ROTATION = re.compile(r"(?:display\s*matrix: rotation of|rotate\s*:)\s*(-?[\d.]+)", re.IGNORECASE)
 
 
 def _ffmpeg_error_line(stderr: str, path: Path) -> str:
@@ -105,7 +105,11 @@ def probe(path: str | os.PathLike) -> VideoInfo:
                        capture_output=True, text=True, errors="replace")
     err = r.stderr
     if "moov atom not found" in err:
-        raise SpottingError(f"{path}: truncated or incomplete MP4 (moov atom not found)")
+        with open(path, "rb") as f:
+            head = f.read(12)
+        if head[4:8] in (b"ftyp", b"mdat", b"free", b"wide", b"skip", b"moov"):
+            raise SpottingError(f"{path}: truncated or incomplete MP4 (moov atom not found)")
+        raise SpottingError(f"{path}: not a video ffmpeg can read (no MP4 header, moov atom not found)")
     m = _DURATION.search(err)
     lines = err.splitlines()
     streams = []
@@ -176,12 +180,15 @@ def decode_command(path: str | os.PathLike, *, fps: float, size: tuple[int, int]
                    duration: float | None = None) -> list[str]:
     """The ffmpeg command line `decode` runs (rgb24 rawvideo on stdout)."""
     cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error"]
+    # Input seeking is accurate but drops the frame already on screen at `start`; seek `lead` seconds
+    # earlier and let the fps filter start its grid at `lead` (its round=up keeps that frame for k=0).
+    lead = min(start or 0.0, 1.0)
     if start:
-        cmd += ["-ss", f"{start:.6f}"]          # input seeking: accurate, timestamps restart at 0
+        cmd += ["-ss", f"{start - lead:.6f}"]
     if duration is not None:
-        cmd += ["-t", f"{duration:.6f}"]
+        cmd += ["-t", f"{duration + lead:.6f}"]
     cmd += ["-i", str(path), "-map", "0:v:0", "-an", "-sn", "-dn",
-            "-vf", f"fps={fps:g}:round=up:start_time=0,scale={size[0]}:{size[1]}",
+            "-vf", f"setpts=PTS-{lead:.6f}/TB,fps={fps:g}:round=up:start_time=0,scale={size[0]}:{size[1]}",
             "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
     return cmd
 
@@ -284,7 +291,7 @@ def cut_copy(src: str | os.PathLike, out: str | os.PathLike, *, start: float, en
     """Stream-copy [start, end) without re-encoding. The video starts at the keyframe at or before
     `start` (up to one GOP early); all streams are shifted together, so audio stays in sync."""
     info = info or probe(src)
-    run_ffmpeg(["-ss", f"{max(start, 0.0):.6f}", "-i", str(src), "-t", f"{end - start:.6f}", *_maps(info),
+    run_ffmpeg(["-ss", f"{max(start, 0.0):.6f}", "-t", f"{end - start:.6f}", "-i", str(src), *_maps(info),
                 "-c", "copy", "-avoid_negative_ts", "make_zero", "-map_metadata", "-1", str(out)],
                what=str(src))
     return Path(out)
@@ -296,7 +303,7 @@ def cut_exact(src: str | os.PathLike, out: str | os.PathLike, *, start: float, e
     (H.264 + AAC, fixed settings so that segments concatenate without re-encoding)."""
     info = info or probe(src)
     audio = ["-c:a", "aac", "-b:a", "192k", "-ar", "48000", "-ac", "2"] if info.has_audio else []
-    run_ffmpeg(["-ss", f"{max(start, 0.0):.6f}", "-i", str(src), "-t", f"{end - start:.6f}", *_maps(info),
+    run_ffmpeg(["-ss", f"{max(start, 0.0):.6f}", "-t", f"{end - start:.6f}", "-i", str(src), *_maps(info),
                 "-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-pix_fmt", "yuv420p",
                 "-vf", "scale=trunc(iw/2)*2:trunc(ih/2)*2", *audio, "-map_metadata", "-1", str(out)],
                what=str(src))
