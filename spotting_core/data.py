@@ -1,0 +1,259 @@
+"""Datasets and clip samplers on per-frame labels, split discovery, and the SoccerNet downloader.
+
+    splits  = find_splits(data)                        {"train": [game, ...], "valid": [...], "test": [...]}
+    games   = load_games(data, splits["train"], "ResNET_TF2_PCA512")
+    sampler = ClipSampler(games, clip_frames=30, batch_size=256, mode="uniform", seed=0)
+    for batch in sampler.batches(epoch):               {"x": (B, T, D), "events": (B, T, C)}
+        ...
+
+Samplers (a model picks one with its `sampling` attribute):
+    "uniform"   the official NetVLAD++ training: each half cut into consecutive clips of
+                `clip_frames` frames (stride = clip length, the last clip padded by repeating the
+                last frame), every clip once per epoch, shuffled. The official code always cuts at
+                frame 0; here each epoch cuts at a random phase in [0, clip_frames), so over the
+                epochs the model sees every alignment of events within its window.
+    "balanced"  RMS-Net: every stride-1 clip that contains an event (n_F clips), plus n_F / C clips
+                with no event drawn afresh each epoch, so that background weighs as much as an
+                average class.
+
+`events` follows `soccernet.events_per_frame`: 1 where a visible event sits, -1 where an unshown
+one does, 0 elsewhere. Each model derives its own targets from it (models/base.py).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from spotting_core.errors import SpottingError
+from spotting_core.soccernet import (
+    CLASSES_V2,
+    FPS,
+    LABELS_FILE,
+    events_per_frame,
+    list_games,
+    load_features,
+    read_labels,
+)
+
+SPLITS = ("train", "valid", "test")
+SAMPLERS = ("uniform", "balanced")
+
+
+# ---------------------------------------------------------------------------------------------
+# Splits and games
+# ---------------------------------------------------------------------------------------------
+def find_splits(data: str | os.PathLike, *, labels_file: str = LABELS_FILE) -> dict[str, list[str]]:
+    """Games of each split, as paths relative to `data`.
+
+    `<data>/train|valid|test/` folders when they exist (the synthetic benchmark's layout),
+    otherwise the official SoccerNet game lists (`SoccerNet.utils.getListGames`) matched against the
+    games present under `data`.
+    """
+    root = Path(data)
+    if not root.is_dir():
+        raise SpottingError(f"{root}: no such folder")
+    if any((root / s).is_dir() for s in SPLITS):
+        return {s: [f"{s}/{g}" for g in list_games(root / s, labels_file)] if (root / s).is_dir() else []
+                for s in SPLITS}
+    from SoccerNet.utils import getListGames
+
+    present = set(list_games(root, labels_file))
+    if not present:
+        raise SpottingError(f"{root}: no games (no folder holds a {labels_file})")
+    splits = {s: [g for g in getListGames(s) if g in present] for s in SPLITS}
+    if not any(splits.values()):
+        raise SpottingError(f"{root}: none of its {len(present)} games is in SoccerNet's train/valid/test "
+                            "lists; put them in train/, valid/ and test/ folders instead")
+    return splits
+
+
+@dataclass
+class GameData:
+    """One game: per-half features (T, D), per-half events (T, C), and its labels table."""
+
+    name: str
+    halves: list[np.ndarray]
+    events: list[np.ndarray]
+    labels: pd.DataFrame
+
+    @property
+    def dim(self) -> int:
+        return int(self.halves[0].shape[1])
+
+
+def load_game(data: str | os.PathLike, game: str, features: str, *, classes: Sequence[str] = CLASSES_V2,
+              labels_file: str = LABELS_FILE, fps: float = FPS) -> GameData:
+    """Features `1_<features>.npy`, `2_<features>.npy` and labels of `data/game`."""
+    game_dir = Path(data) / game
+    halves = list(load_features(game_dir, features))
+    labels = read_labels(game_dir / labels_file, classes=classes, fps=fps)
+    events = events_per_frame(labels, [h.shape[0] for h in halves], len(classes))
+    return GameData(name=game, halves=halves, events=events, labels=labels)
+
+
+def load_games(data: str | os.PathLike, games: Sequence[str], features: str, *,
+               classes: Sequence[str] = CLASSES_V2, labels_file: str = LABELS_FILE, fps: float = FPS,
+               progress: Callable[[float, str], None] | None = None) -> list[GameData]:
+    """`load_game` for each game; every game must have the same feature dimension."""
+    out = []
+    for i, g in enumerate(games):
+        out.append(load_game(data, g, features, classes=classes, labels_file=labels_file, fps=fps))
+        if out[-1].dim != out[0].dim:
+            raise SpottingError(f"{Path(data) / g}: features {features} have dimension {out[-1].dim}, "
+                                f"but {out[0].name} has {out[0].dim}")
+        if progress:
+            progress((i + 1) / len(games), f"loading {g}")
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Clip starts
+# ---------------------------------------------------------------------------------------------
+def uniform_starts(T: int, clip_frames: int, phase: int = 0) -> np.ndarray:
+    """Starts of consecutive clips covering [0, T): stride = clip length, first clip at -phase."""
+    W = int(clip_frames)
+    phase = int(phase) % W
+    return np.arange(-phase, T, W, dtype=np.int64)
+
+
+def event_clip_starts(events: np.ndarray, clip_frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """Stride-1 clips of one half that lie inside it: (starts with an event, starts without one).
+
+    events: (T, C), non-zero where an event (visible or unshown) sits. A half shorter than the clip
+    has the one clip starting at 0.
+    """
+    T, W = events.shape[0], int(clip_frames)
+    has_event = (events != 0).any(axis=1).astype(np.int64)  # (T,)
+    n = max(T - W + 1, 1)
+    counts = np.concatenate([[0], np.cumsum(has_event)])
+    starts = np.arange(n)
+    in_clip = counts[np.minimum(starts + W, T)] - counts[starts]  # (n,) events inside each clip
+    return starts[in_clip > 0], starts[in_clip == 0]
+
+
+# ---------------------------------------------------------------------------------------------
+# Sampler
+# ---------------------------------------------------------------------------------------------
+class ClipSampler:
+    """Batches of clips from a list of games; `batches(epoch)` is deterministic per (seed, epoch)."""
+
+    def __init__(self, games: Sequence[GameData], *, clip_frames: int, batch_size: int, mode: str = "uniform",
+                 seed: int = 0, clips_per_epoch: int | None = None, num_classes: int | None = None):
+        if mode not in SAMPLERS:
+            raise ValueError(f"unknown sampler {mode!r}; choose from {', '.join(SAMPLERS)}")
+        if not games:
+            raise SpottingError("no games to sample clips from")
+        self.mode, self.seed = mode, int(seed)
+        self.clip_frames, self.batch_size = int(clip_frames), int(batch_size)
+        self.clips_per_epoch = clips_per_epoch
+        halves = [h for g in games for h in g.halves]
+        events = [e for g in games for e in g.events]
+        self.lengths = np.array([len(h) for h in halves], dtype=np.int64)
+        self.offsets = np.concatenate([[0], np.cumsum(self.lengths)[:-1]]).astype(np.int64)
+        self.feats = np.concatenate(halves).astype(np.float32, copy=False)    # (N, D) every frame
+        self.events = np.concatenate(events).astype(np.float32, copy=False)   # (N, C)
+        self.num_classes = int(num_classes or self.events.shape[1])
+        if mode == "balanced":
+            fg, bg = [], []
+            for h, ev in enumerate(events):
+                f, b = event_clip_starts(ev, self.clip_frames)
+                fg.append(np.stack([np.full(len(f), h), f], axis=1))
+                bg.append(np.stack([np.full(len(b), h), b], axis=1))
+            self.foreground = np.concatenate(fg).astype(np.int64)  # (n_F, 2) (half, start)
+            self.background = np.concatenate(bg).astype(np.int64)  # (n_B, 2)
+
+    # ----- which clips an epoch holds ---------------------------------------------------------
+    def epoch_clips(self, epoch: int) -> np.ndarray:
+        """(N, 2) rows of (half index, start frame), shuffled, for this epoch."""
+        rng = np.random.default_rng([self.seed, int(epoch)])
+        if self.mode == "uniform":
+            phase = int(rng.integers(self.clip_frames))
+            clips = np.concatenate([
+                np.stack([np.full(len(s), h), s], axis=1)
+                for h, T in enumerate(self.lengths)
+                for s in [uniform_starts(int(T), self.clip_frames, phase)]
+            ]).astype(np.int64)
+        else:
+            n_bg = min(int(round(len(self.foreground) / self.num_classes)), len(self.background))
+            pick = rng.choice(len(self.background), size=n_bg, replace=False) if n_bg else np.zeros(0, np.int64)
+            clips = np.concatenate([self.foreground, self.background[pick]])
+        clips = clips[rng.permutation(len(clips))]
+        if self.clips_per_epoch is not None:
+            clips = clips[: int(self.clips_per_epoch)]
+        return clips
+
+    def __len__(self) -> int:
+        """Batches per epoch."""
+        return -(-len(self.epoch_clips(0)) // self.batch_size)
+
+    def gather(self, clips: np.ndarray) -> dict[str, torch.Tensor]:
+        """(B, 2) (half, start) rows -> {"x": (B, T, D), "events": (B, T, C)}; edges repeat the edge frame."""
+        h, s = clips[:, 0], clips[:, 1]
+        frames = s[:, None] + np.arange(self.clip_frames)[None]                    # (B, T)
+        frames = np.clip(frames, 0, self.lengths[h][:, None] - 1) + self.offsets[h][:, None]
+        return {"x": torch.from_numpy(self.feats[frames]),                          # (B, T, D)
+                "events": torch.from_numpy(self.events[frames])}                    # (B, T, C)
+
+    def batches(self, epoch: int) -> Iterator[dict[str, torch.Tensor]]:
+        clips = self.epoch_clips(epoch)
+        for b in range(0, len(clips), self.batch_size):
+            yield self.gather(clips[b:b + self.batch_size])
+
+
+# ---------------------------------------------------------------------------------------------
+# Download
+# ---------------------------------------------------------------------------------------------
+def _network_errors() -> tuple[type[BaseException], ...]:
+    errors: list[type[BaseException]] = [OSError]  # urllib, requests and huggingface_hub errors are OSErrors
+    for module in ("httpx2", "httpx"):
+        try:
+            errors.append(__import__(module).HTTPError)
+        except (ImportError, AttributeError):
+            pass
+    return tuple(errors)
+
+
+def download(directory: str | os.PathLike, *, splits: Sequence[str] = SPLITS,
+             files: Sequence[str] = ("1_ResNET_TF2_PCA512.npy", "2_ResNET_TF2_PCA512.npy", LABELS_FILE),
+             password: str | None = None) -> Path:
+    """Download SoccerNet features and labels with the official `SoccerNetDownloader`.
+
+    Needs SoccerNet's servers (Hugging Face); a failure to reach them raises a one-line
+    SpottingError. Videos need the password of SoccerNet's NDA.
+    """
+    from SoccerNet.Downloader import SoccerNetDownloader
+
+    directory = Path(directory)
+    known = (set(SoccerNetDownloader._HF_FEATURE_BRANCH_BY_FILE) | set(SoccerNetDownloader._HF_LABEL_FILES)
+             | set(SoccerNetDownloader._HF_VIDEO_BRANCH_BY_FILE))
+    unknown = [f for f in files if f not in known]
+    if unknown:
+        raise SpottingError(f"--files: SoccerNet's downloader does not serve {', '.join(unknown)}; "
+                            f"known files: {', '.join(sorted(known))}")
+    bad = [s for s in splits if s not in (*SPLITS, "challenge")]
+    if bad:
+        raise SpottingError(f"--split: unknown split {', '.join(bad)}; choose from train, valid, test, challenge")
+    directory.mkdir(parents=True, exist_ok=True)
+    downloader = SoccerNetDownloader(LocalDirectory=str(directory))
+    downloader.password = password
+    try:
+        downloader.downloadGames(files=list(files), split=list(splits), verbose=False)
+    except _network_errors() as e:
+        first = str(e).splitlines()[0][:200] if str(e) else ""
+        raise SpottingError(f"cannot reach SoccerNet's servers: {type(e).__name__}: {first} "
+                            f"(download the files elsewhere and copy them under {directory})") from None
+    from SoccerNet.utils import getListGames
+
+    missing = [g for s in splits for g in getListGames(s)
+               if not all((directory / g / f).is_file() for f in files if s != "challenge" or f != LABELS_FILE)]
+    if missing:
+        raise SpottingError(f"{directory}: after the download {len(missing)} games still miss some of "
+                            f"{', '.join(files)} (first: {missing[0]})")
+    return directory
