@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -41,10 +41,10 @@ from spotting_core.soccernet import (
     LABELS_FILE,
     RESULTS_FILE,
     frame_of,
-    labels_from_dict,
+    label_arrays,
     list_games,
     read_game_json,
-    results_from_dict,
+    result_arrays,
 )
 
 THRESHOLDS = np.linspace(0, 1, 200)  # the official confidence thresholds
@@ -59,6 +59,7 @@ RESULT_KEYS = ("a_mAP", "a_mAP_per_class", "a_mAP_visible", "a_mAP_per_class_vis
                "a_mAP_unshown", "a_mAP_per_class_unshown")
 
 Progress = Callable[[float, str], None]
+Table = pd.DataFrame | Mapping[str, Sequence]  # columns by name
 
 
 def official_num_frames(fps: float = FPS) -> int:
@@ -146,35 +147,36 @@ def _sparse_from_dense(targets: Sequence[np.ndarray], detections: Sequence[np.nd
                    pr_key=np.concatenate(pk)[order_p], pr_score=np.concatenate(ps)[order_p])
 
 
-def _sparse_from_tables(games: Sequence[tuple[pd.DataFrame, pd.DataFrame]], *, num_frames: Sequence[int],
+def _sparse_from_tables(games: Sequence[tuple[Table, Table]], *, num_frames: Sequence[int],
                         num_classes: int, fps: float) -> _Sparse:
-    """(labels table, predictions table) per game -> cells, as the official label2vector/predictions2vector.
+    """(labels, predictions) per game -> cells, as the official label2vector/predictions2vector.
 
-    Frames are recomputed from `position_ms` at `fps` and clamped to each half's `num_frames`.
+    Tables are DataFrames or dicts of columns (`soccernet.label_arrays` / `result_arrays`). Frames
+    are recomputed from `position_ms` at `fps` and clamped to each half's `num_frames`.
     """
     stride = int(max(num_frames)) + 1
     limits = np.asarray(num_frames, dtype=np.int64)
     gk, gv, pk, ps = [], [], [], []
 
-    def cells(table: pd.DataFrame, game: int) -> np.ndarray:
-        half = table["half"].to_numpy(dtype=np.int64)
+    def cells(table: Table, game: int) -> np.ndarray:
+        half = np.asarray(table["half"], dtype=np.int64)
         if np.any((half < 1) | (half > len(HALVES))):
             raise SpottingError(f"game {game}: half must be 1 or 2, got {sorted(set(half.tolist()))}")
-        frame = np.asarray(frame_of(table["position_ms"].to_numpy(), fps), dtype=np.int64)
+        frame = np.asarray(frame_of(np.asarray(table["position_ms"], dtype=np.int64), fps), dtype=np.int64)
         frame = np.minimum(frame, limits[half - 1] - 1)
-        cid = table["class_id"].to_numpy(dtype=np.int64)
+        cid = np.asarray(table["class_id"], dtype=np.int64)
         if np.any((cid < 0) | (cid >= num_classes)):
             raise SpottingError(f"game {game}: class_id must lie in 0..{num_classes - 1}")
         group = (game * len(HALVES) + half - 1) * num_classes + cid
         return group * stride + frame
 
     for g, (labels, preds) in enumerate(games):
-        if len(labels):
+        if len(labels["half"]):
             gk.append(cells(labels, g))
-            gv.append(np.where(labels["visibility"].to_numpy() == "not shown", -1.0, 1.0))
-        if len(preds):
+            gv.append(np.where(np.asarray(labels["visibility"]) == "not shown", -1.0, 1.0))
+        if len(preds["half"]):
             pk.append(cells(preds, g))
-            ps.append(preds["confidence"].to_numpy(dtype=np.float64))
+            ps.append(np.asarray(preds["confidence"], dtype=np.float64))
     empty_i, empty_f = np.zeros(0, np.int64), np.zeros(0, np.float64)
     return _sparse_from_cells(
         num_classes=num_classes, stride=stride,
@@ -307,14 +309,14 @@ def average_map(targets: Sequence[np.ndarray], detections: Sequence[np.ndarray],
     return _average_map_sparse(_sparse_from_dense(targets, detections), fps=fps, deltas_s=tolerances(metric, deltas))
 
 
-def _game_tables(labels_root, predictions_root, game, *, label_file, prediction_file, pred_games,
-                 classes, fps) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _game_columns(labels_root, predictions_root, game, *, label_file, prediction_file, pred_games,
+                  classes) -> tuple[dict, dict]:
     if game not in pred_games:
         raise SpottingError(f"{os.path.join(str(predictions_root), game)}: no {prediction_file} for this game")
-    labels = labels_from_dict(read_game_json(labels_root, game, label_file), classes=classes, fps=fps,
-                              source=os.path.join(str(labels_root), game, label_file))
-    preds = results_from_dict(read_game_json(predictions_root, game, prediction_file), classes=classes, fps=fps,
-                              source=os.path.join(str(predictions_root), game, prediction_file))
+    labels = label_arrays(read_game_json(labels_root, game, label_file), classes=classes,
+                          source=os.path.join(str(labels_root), game, label_file))
+    preds = result_arrays(read_game_json(predictions_root, game, prediction_file), classes=classes,
+                          source=os.path.join(str(predictions_root), game, prediction_file))
     return labels, preds
 
 
@@ -336,9 +338,8 @@ def evaluate(labels_root: str | os.PathLike, predictions_root: str | os.PathLike
     for i, game in enumerate(games):
         if progress is not None:
             progress(i / len(games), f"reading {game}")
-        tables.append(_game_tables(labels_root, predictions_root, game, label_file=label_file,
-                                   prediction_file=prediction_file, pred_games=pred_games,
-                                   classes=classes, fps=fps))
+        tables.append(_game_columns(labels_root, predictions_root, game, label_file=label_file,
+                                    prediction_file=prediction_file, pred_games=pred_games, classes=classes))
     if progress is not None:
         progress(1.0, f"Average-mAP ({metric}) over {len(games)} games")
     T = official_num_frames(fps)

@@ -173,43 +173,53 @@ def read_game_json(root: str | os.PathLike, game: str, filename: str) -> dict:
 # ---------------------------------------------------------------------------------------------
 # Labels-v2.json
 # ---------------------------------------------------------------------------------------------
-def labels_from_dict(data: dict, *, classes: Sequence[str] = CLASSES_V2, fps: float = FPS,
-                     source: str = "labels") -> pd.DataFrame:
-    """Parse a Labels-v2.json object into a tidy table (one row per annotation, LABEL_COLUMNS)."""
+def label_arrays(data: dict, *, classes: Sequence[str] = CLASSES_V2, source: str = "labels") -> dict:
+    """The columns of a Labels-v2.json object (LABEL_COLUMNS but `frame`): int64 arrays and lists.
+
+    The building block of `labels_from_dict`, for callers that need no DataFrame (the metric).
+    """
     anns = data.get("annotations")
     if not isinstance(anns, list):
         raise SpottingError(f"{source}: no 'annotations' list")
     lookup = _class_lookup(classes)
-    cols: dict[str, list] = {c: [] for c in LABEL_COLUMNS if c != "frame"}
+    halves, positions, labels, class_ids, teams, visibilities, game_times_ = [], [], [], [], [], [], []
+    match = _GAME_TIME.match
     for i, a in enumerate(anns):
-        where = f"{source}: annotation {i}"
         if not isinstance(a, dict) or "gameTime" not in a or "label" not in a:
-            raise SpottingError(f"{where}: needs 'gameTime' and 'label'")
-        half, clock_ms = parse_game_time(a["gameTime"], source=where)
+            raise SpottingError(f"{source}: annotation {i}: needs 'gameTime' and 'label'")
+        game_time = a["gameTime"]
+        m = match(str(game_time))
+        if m is None:
+            parse_game_time(game_time, source=f"{source}: annotation {i}")  # raises the one-line error
         if "position" in a:
             try:
                 position = int(float(a["position"]))
             except (TypeError, ValueError, OverflowError):
-                raise SpottingError(f"{where}: position {a['position']!r} is not a number of ms") from None
+                raise SpottingError(f"{source}: annotation {i}: position {a['position']!r} is not a number of ms"
+                                    ) from None
         else:
-            position = clock_ms
+            position = (int(m.group(2)) * 60 + int(m.group(3))) * 1000
         if position < 0:
-            raise SpottingError(f"{where}: negative position {position} ms")
+            raise SpottingError(f"{source}: annotation {i}: negative position {position} ms")
         label = str(a["label"])
-        cols["class_id"].append(lookup(label, where))
-        cols["half"].append(half)
-        cols["position_ms"].append(position)
-        cols["label"].append(label)
-        cols["team"].append(str(a.get("team", "")))
-        cols["visibility"].append(str(a.get("visibility", "visible")))
-        cols["game_time"].append(a["gameTime"])
-    position = np.asarray(cols["position_ms"], dtype=np.int64)
-    return pd.DataFrame({
-        "half": np.asarray(cols["half"], dtype=np.int64), "position_ms": position,
-        "frame": np.asarray(frame_of(position, fps), dtype=np.int64), "label": cols["label"],
-        "class_id": np.asarray(cols["class_id"], dtype=np.int64), "team": cols["team"],
-        "visibility": cols["visibility"], "game_time": cols["game_time"],
-    }, columns=LABEL_COLUMNS)
+        class_ids.append(lookup(label, f"{source}: annotation {i}"))
+        halves.append(int(m.group(1)))
+        positions.append(position)
+        labels.append(label)
+        teams.append(str(a.get("team", "")))
+        visibilities.append(str(a.get("visibility", "visible")))
+        game_times_.append(game_time)
+    return {"half": np.asarray(halves, dtype=np.int64), "position_ms": np.asarray(positions, dtype=np.int64),
+            "label": labels, "class_id": np.asarray(class_ids, dtype=np.int64), "team": teams,
+            "visibility": visibilities, "game_time": game_times_}
+
+
+def labels_from_dict(data: dict, *, classes: Sequence[str] = CLASSES_V2, fps: float = FPS,
+                     source: str = "labels") -> pd.DataFrame:
+    """Parse a Labels-v2.json object into a tidy table (one row per annotation, LABEL_COLUMNS)."""
+    cols = label_arrays(data, classes=classes, source=source)
+    cols["frame"] = np.asarray(frame_of(cols["position_ms"], fps), dtype=np.int64)
+    return pd.DataFrame(cols, columns=LABEL_COLUMNS)
 
 
 def read_labels(path: str | os.PathLike, *, classes: Sequence[str] = CLASSES_V2, fps: float = FPS) -> pd.DataFrame:
@@ -276,9 +286,8 @@ def _result_columns_checked(preds: list, classes: Sequence[str], source: str) ->
             np.asarray(class_ids, dtype=np.int64), np.asarray(confidences, dtype=np.float64))
 
 
-def results_from_dict(data: dict, *, classes: Sequence[str] = CLASSES_V2, fps: float = FPS,
-                      source: str = "predictions") -> pd.DataFrame:
-    """Parse a results_spotting.json object into a table (RESULT_COLUMNS).
+def result_arrays(data: dict, *, classes: Sequence[str] = CLASSES_V2, source: str = "predictions") -> dict:
+    """The columns of a results_spotting.json object: half, position_ms, label, class_id, confidence.
 
     Clean files take a bulk path; a file with any doubtful row is re-read row by row, so the error
     names the first bad prediction.
@@ -288,10 +297,16 @@ def results_from_dict(data: dict, *, classes: Sequence[str] = CLASSES_V2, fps: f
         raise SpottingError(f"{source}: no 'predictions' list")
     columns = _result_columns_fast(preds, classes) if tuple(classes) != CLASSES_V1 else None
     half, position, labels, class_ids, conf = columns or _result_columns_checked(preds, classes, source)
-    return pd.DataFrame({
-        "half": half, "position_ms": position, "frame": np.asarray(frame_of(position, fps), dtype=np.int64),
-        "label": labels, "class_id": class_ids, "confidence": conf, "game_time": game_times(half, position),
-    }, columns=RESULT_COLUMNS)
+    return {"half": half, "position_ms": position, "label": labels, "class_id": class_ids, "confidence": conf}
+
+
+def results_from_dict(data: dict, *, classes: Sequence[str] = CLASSES_V2, fps: float = FPS,
+                      source: str = "predictions") -> pd.DataFrame:
+    """Parse a results_spotting.json object into a table (RESULT_COLUMNS)."""
+    cols = result_arrays(data, classes=classes, source=source)
+    cols["frame"] = np.asarray(frame_of(cols["position_ms"], fps), dtype=np.int64)
+    cols["game_time"] = game_times(cols["half"], cols["position_ms"])
+    return pd.DataFrame(cols, columns=RESULT_COLUMNS)
 
 
 def read_results(path: str | os.PathLike, *, classes: Sequence[str] = CLASSES_V2, fps: float = FPS) -> pd.DataFrame:
