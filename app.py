@@ -1,7 +1,28 @@
-"""The highlight-review app: `streamlit run app.py` (or `make run`)."""
+"""The highlight-review app: `streamlit run app.py` (or `make run`).
+
+`streamlit run` finds the `st.App` below and serves the app with two extra read-only routes:
+/media-files/root (the media root, $SPOTTING_MEDIA_ROOT) and /media-files/cache (the app's cache),
+so videos stream with HTTP Range requests instead of being read into memory on every rerun.
+Every rerun executes this same file as `__main__`: the router and the shared sidebar.
+"""
 
 import streamlit as st
 
-st.set_page_config(page_title="Spotting", layout="wide")
-st.title("Action spotting")
-st.info("The review app is being built; see README.md.")
+if __name__ != "__main__":  # imported by `streamlit run` (uvicorn) as the ASGI entry point
+    from spotting_core.app_support import media_routes
+
+    app = st.App(__file__, routes=media_routes())
+else:
+    from pages.common import sidebar
+
+    st.set_page_config(page_title="Spotting review", page_icon=":material/sports_soccer:", layout="wide")
+    pages = [
+        st.Page("pages/match.py", title="Match", icon=":material/movie:", default=True),
+        st.Page("pages/timeline.py", title="Timeline", icon=":material/timeline:"),
+        st.Page("pages/review.py", title="Review", icon=":material/fact_check:"),
+        st.Page("pages/highlights.py", title="Highlights", icon=":material/content_cut:"),
+        st.Page("pages/models.py", title="Models", icon=":material/model_training:"),
+    ]
+    page = st.navigation(pages)
+    sidebar()
+    page.run()

@@ -1,0 +1,146 @@
+"""Match: open a match (demo, video, SoccerNet game folder, results folder) and spot it."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import streamlit as st
+
+from pages.common import current_match, open_demo, reviewed_events, set_match
+from spotting_core.app_support import (
+    CHECKPOINT_SUFFIXES,
+    VIDEO_SUFFIXES,
+    cache_dir,
+    confine,
+    list_checkpoints,
+    max_upload_mb,
+    media_root,
+    open_game_folder,
+    open_results_folder,
+    open_video,
+)
+from spotting_core.errors import SpottingError
+
+st.header("Match")
+match = current_match()
+if match is not None:
+    events = reviewed_events(match)
+    st.success(f"Open: **{match.name}** ({match.kind}) · {len(events)} events · "
+               f"{'labels' if match.labels else 'no labels'} · "
+               f"{'video' if match.videos else 'no video'}", icon=":material/check_circle:")
+    if match.synthetic:
+        st.caption("This is the synthetic demo: a generated video with a clock and the events written on screen, "
+                   "synthetic features and labels, and a small model trained on the synthetic benchmark. "
+                   "A real match opens through the same pages.")
+
+
+def _progress(text: str):
+    bar = st.progress(0.0, text=text)
+    return bar, (lambda f, t: bar.progress(min(1.0, max(0.0, float(f))), text=t))
+
+
+def _checkpoint_picker(key: str) -> Path | None:
+    found = list_checkpoints()
+    options = [str(p) for p in found]
+    choice = st.selectbox("Checkpoint", options + ["(type a path)"], key=f"{key}_ckpt",
+                          help=f"Checkpoints found in assets/, {cache_dir() / 'checkpoints'} and the media root.")
+    if choice == "(type a path)" or not options:
+        typed = st.text_input("Checkpoint path (under the media root)", key=f"{key}_ckpt_path")
+        if not typed:
+            return None
+        path = confine(typed, kind="file")
+        if path.suffix.lower() not in CHECKPOINT_SUFFIXES:
+            raise SpottingError(f"{typed}: not a checkpoint file ({', '.join(CHECKPOINT_SUFFIXES)})")
+        return path
+    return Path(choice)
+
+
+tab_demo, tab_game, tab_results, tab_video = st.tabs(
+    ["Demo match", "SoccerNet game folder", "Results folder", "Video file"])
+
+with tab_demo:
+    st.markdown("A short **synthetic** match, made on this machine: a generated video with a visible clock "
+                "and the events drawn on screen, features and labels from the synthetic benchmark, and a "
+                "small frame-saliency model trained on it. No downloads, no GPU.")
+    if st.button("Open the demo match", key="open_demo", type="primary", icon=":material/science:"):
+        try:
+            open_demo()
+            st.rerun()
+        except SpottingError as e:
+            st.error(str(e))
+
+with tab_game:
+    st.markdown("A folder with `1_<features>.npy`, `2_<features>.npy` and maybe `Labels-v2.json` and the "
+                "half videos (`1_224p.mkv`...). Results are cached: reopening is instant.")
+    game = st.text_input("Game folder (under the media root)", key="game_dir", placeholder="england_epl/2016-2017/...")
+    try:
+        game_ckpt = _checkpoint_picker("game")
+    except SpottingError as e:
+        game_ckpt = None
+        st.error(str(e))
+    rebuild = st.checkbox("Spot again even if cached", key="game_rebuild")
+    if st.button("Open and spot", key="open_game", type="primary"):
+        try:
+            folder = confine(game, kind="dir")
+            if game_ckpt is None:
+                raise SpottingError("pick a checkpoint first")
+            bar, progress = _progress("Spotting")
+            set_match(open_game_folder(folder, game_ckpt, progress=progress, rebuild=rebuild))
+            bar.empty()
+            st.rerun()
+        except SpottingError as e:
+            st.error(str(e))
+
+with tab_results:
+    st.markdown("A folder written by `spotting spot` (or by this app): `results_spotting.json`, optionally "
+                "`<half>_scores.npy`, `<half>_saliency.npy`, `Labels-v2.json` and half videos.")
+    res = st.text_input("Results folder (under the media root)", key="results_dir")
+    if st.button("Open results", key="open_results", type="primary"):
+        try:
+            set_match(open_results_folder(confine(res, kind="dir")))
+            st.rerun()
+        except SpottingError as e:
+            st.error(str(e))
+
+with tab_video:
+    st.markdown("A broadcast video: features are extracted (and cached next to it), then spotted. Big files: "
+                "pick them on the server rather than uploading (uploads are held in memory).")
+    source = st.radio("Video", ["On the server", "Upload"], horizontal=True, key="video_source")
+    video_path = None
+    try:
+        if source == "On the server":
+            typed = st.text_input("Video path (under the media root)", key="video_path")
+            if typed:
+                video_path = confine(typed, kind="file")
+                if video_path.suffix.lower() not in VIDEO_SUFFIXES:
+                    raise SpottingError(f"{typed}: not a video file ({', '.join(VIDEO_SUFFIXES)})")
+        else:
+            up = st.file_uploader("Upload a video", type=[s[1:] for s in VIDEO_SUFFIXES], key="video_upload",
+                                  max_upload_size=max_upload_mb())
+            if up is not None:
+                if up.size > max_upload_mb() * 1e6:
+                    raise SpottingError(f"{up.name}: {up.size / 1e6:.0f} MB is over the {max_upload_mb()} MB upload limit")
+                digest = hashlib.sha1(up.getbuffer()[: 1 << 20]).hexdigest()[:12]
+                video_path = cache_dir() / "uploads" / f"{digest}_{Path(up.name).name}"
+                if not video_path.is_file():
+                    video_path.parent.mkdir(parents=True, exist_ok=True)
+                    video_path.write_bytes(up.getbuffer())
+        offset = st.number_input("Second half starts at (seconds into the file; 0 = the file is one half)",
+                                 min_value=0.0, value=0.0, step=60.0, key="video_half2")
+        ckpt = _checkpoint_picker("video")
+    except SpottingError as e:
+        st.error(str(e))
+        video_path, ckpt = None, None
+    if st.button("Extract features and spot", key="open_video", type="primary", disabled=video_path is None):
+        try:
+            if ckpt is None:
+                raise SpottingError("pick a checkpoint first")
+            bar, progress = _progress("Extracting features and spotting")
+            set_match(open_video(video_path, ckpt, half2_offset_s=offset or None, progress=progress))
+            bar.empty()
+            st.rerun()
+        except SpottingError as e:
+            st.error(str(e))
+
+st.caption(f"Paths are confined to the media root `{media_root()}`.")

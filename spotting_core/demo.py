@@ -1,0 +1,286 @@
+"""The built-in demo match: synthetic, generated once on this machine and cached.
+
+    ensure_demo(rebuild=False, progress=None) -> Path    a results folder the app opens like any other
+
+What it holds (all made here, no downloads):
+- features and Labels-v2.json of the first *test* game of the synthetic benchmark that the demo
+  checkpoint was trained on (`DEMO_BENCHMARK`, rebuilt with `synth.generate`: deterministic per seed);
+- `1_demo.mp4`, `2_demo.mp4`: a small H.264 video per half with a match clock and each labelled
+  event written on screen when it happens, frame-aligned with the 2 fps features;
+- the spotting results of the demo checkpoint (`assets/demo_saliency.pt`, the frame-saliency
+  model, so the saliency track and thumbnails show): results_spotting.json, <half>_scores.npy,
+  <half>_saliency.npy, <half>_saliency_windows.npy.
+
+The checkpoint is rebuilt with the two commands in assets/README.md; when it is missing it is
+trained here on first start (with progress) and kept in the cache.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from spotting_core.errors import SpottingError
+from spotting_core.soccernet import (
+    CLASSES_V2,
+    FPS,
+    HALVES,
+    LABELS_FILE,
+    RESULTS_FILE,
+    feature_path,
+    read_labels,
+)
+
+DEMO_VERSION = 1
+# The synthetic benchmark behind the demo: `spotting synth <dir> --games 60 --seed 7 --half-minutes 5`.
+DEMO_BENCHMARK = {"games": 60, "seed": 7, "half_minutes": 5.0, "dim": 512}
+DEMO_CHECKPOINT = Path(__file__).resolve().parents[1] / "assets" / "demo_saliency.pt"
+# How the shipped checkpoint was trained: `python -m spotting_core.demo --train assets/demo_saliency.pt`.
+DEMO_TRAIN = {"model": "saliency", "epochs": 60, "eval_every": 5, "patience": 4, "seed": 0,
+              "model_options": {"embed_dim": "128"}}
+VIDEO_FPS = 10
+VIDEO_SIZE = (384, 216)  # width, height: multiples of 8 for H.264
+
+Progress = Callable[[float, str], None]
+
+
+def demo_dir() -> Path:
+    from spotting_core.app_support import cache_dir
+
+    return cache_dir() / "demo"
+
+
+def _step(progress: Progress | None, lo: float, hi: float) -> Progress | None:
+    """A progress callback for the sub-range [lo, hi] of the whole build."""
+    if progress is None:
+        return None
+    return lambda f, text: progress(lo + (hi - lo) * float(f), text)
+
+
+# ---------------------------------------------------------------------------------------------
+# The video
+# ---------------------------------------------------------------------------------------------
+def _pitch(width: int, height: int) -> np.ndarray:
+    import cv2
+
+    img = np.zeros((height, width, 3), np.uint8)
+    stripe = max(1, width // 12)
+    for i in range(0, width, stripe):
+        img[:, i:i + stripe] = (40, 120, 40) if (i // stripe) % 2 else (48, 136, 48)  # BGR
+    white = (235, 235, 235)
+    m = 12
+    cv2.rectangle(img, (m, m + 18), (width - m, height - m), white, 1)
+    cv2.line(img, (width // 2, m + 18), (width // 2, height - m), white, 1)
+    cv2.circle(img, (width // 2, (height + 18) // 2), height // 7, white, 1)
+    box_h = height // 3
+    cy = (height + 18) // 2
+    cv2.rectangle(img, (m, cy - box_h // 2), (m + width // 9, cy + box_h // 2), white, 1)
+    cv2.rectangle(img, (width - m - width // 9, cy - box_h // 2), (width - m, cy + box_h // 2), white, 1)
+    return img
+
+
+def _hex_bgr(color: str) -> tuple[int, int, int]:
+    color = color.lstrip("#")
+    r, g, b = (int(color[i:i + 2], 16) for i in (0, 2, 4))
+    return b, g, r
+
+
+def render_half_video(out: Path, *, half: int, seconds: float, events: pd.DataFrame, seed: int,
+                      progress: Progress | None = None) -> Path:
+    """A synthetic broadcast of one half: players, a ball, the clock, and every event on screen.
+
+    Frame k of the video shows time k / VIDEO_FPS of the half; an event at position p is written in
+    a banner from p - 1 s to p + 4 s, with a marker flashing on its exact frame.
+    """
+    import cv2
+    import imageio_ffmpeg
+
+    from spotting_core.app_support import class_color
+
+    width, height = VIDEO_SIZE
+    base = _pitch(width, height)
+    rng = np.random.default_rng([seed, half])
+    n = int(round(seconds * VIDEO_FPS))
+    t = np.arange(n) / VIDEO_FPS
+    # 10 players per side and a ball moving along smooth random paths
+    freqs = rng.uniform(0.01, 0.05, size=(21, 2))
+    phases = rng.uniform(0, 2 * np.pi, size=(21, 2))
+    centres = np.column_stack([rng.uniform(0.15, 0.85, 21), rng.uniform(0.3, 0.85, 21)])
+    ev = events.sort_values("position_ms")
+    ev_t = ev["position_ms"].to_numpy() / 1000.0
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.stem}.tmp{out.suffix}")
+    writer = imageio_ffmpeg.write_frames(
+        str(tmp), (width, height), fps=VIDEO_FPS, codec="libx264", pix_fmt_in="rgb24", pix_fmt_out="yuv420p",
+        macro_block_size=8, ffmpeg_log_level="error",
+        output_params=["-preset", "veryfast", "-crf", "30", "-g", str(2 * VIDEO_FPS), "-movflags", "+faststart"])
+    writer.send(None)
+    try:
+        for k in range(n):
+            img = base.copy()
+            pos = centres + 0.12 * np.sin(2 * np.pi * freqs * t[k] + phases)          # (21, 2)
+            for i, (x, y) in enumerate(pos):
+                xy = (int(x * width), int(y * height))
+                if i == 20:
+                    cv2.circle(img, xy, 3, (255, 255, 255), -1)
+                else:
+                    cv2.circle(img, xy, 4, (40, 40, 210) if i < 10 else (210, 120, 30), -1)
+            cv2.rectangle(img, (0, 0), (width, 18), (20, 20, 20), -1)
+            clock = f"{half}H {int(t[k]) // 60:02d}:{int(t[k]) % 60:02d}"
+            cv2.putText(img, clock, (4, 13), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
+            cv2.putText(img, "SYNTHETIC DEMO", (width - 122, 13), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 215, 255), 1,
+                        cv2.LINE_AA)
+            live = np.nonzero((ev_t - 1.0 <= t[k]) & (t[k] < ev_t + 4.0))[0]
+            for j, idx in enumerate(live[-2:]):
+                row = ev.iloc[idx]
+                color = _hex_bgr(class_color(int(row["class_id"])))
+                y0 = height - 24 - 22 * j
+                cv2.rectangle(img, (0, y0), (width, y0 + 20), color, -1)
+                text = f"{row['label'].upper()}  {row['game_time'][4:] if 'game_time' in row else ''}"
+                if row.get("visibility") == "not shown":
+                    text += "  (not shown)"
+                cv2.putText(img, text, (6, y0 + 15), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
+                if abs(t[k] - ev_t[idx]) < 0.5 / FPS:
+                    cv2.circle(img, (width - 14, y0 + 10), 7, (255, 255, 255), -1)
+            writer.send(np.ascontiguousarray(img[:, :, ::-1]))                      # BGR -> RGB
+            if progress and k % 200 == 0:
+                progress(k / n, f"rendering the half-{half} video ({k}/{n} frames)")
+    finally:
+        writer.close()
+    tmp.replace(out)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# The checkpoint
+# ---------------------------------------------------------------------------------------------
+def generate_benchmark(out: Path, *, progress: Progress | None = None) -> Path:
+    from spotting_core.synth import generate
+
+    return generate(out, games=DEMO_BENCHMARK["games"], seed=DEMO_BENCHMARK["seed"],
+                    half_minutes=DEMO_BENCHMARK["half_minutes"], dim=DEMO_BENCHMARK["dim"], progress=progress)
+
+
+def train_demo_checkpoint(bench: Path, out: Path, *, progress: Progress | None = None) -> Path:
+    """Train the demo model on the benchmark, as `spotting train` does (see assets/README.md)."""
+    from spotting_core.synth import feature_name
+    from spotting_core.train import TrainConfig, fit
+
+    cfg = TrainConfig(model=DEMO_TRAIN["model"], data=str(bench), features=feature_name(DEMO_BENCHMARK["dim"]),
+                      out=str(out), epochs=DEMO_TRAIN["epochs"], seed=DEMO_TRAIN["seed"],
+                      eval_every=DEMO_TRAIN["eval_every"], patience=DEMO_TRAIN["patience"],
+                      model_options=dict(DEMO_TRAIN["model_options"]))
+    fit(cfg, progress=progress)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# The demo folder
+# ---------------------------------------------------------------------------------------------
+def _is_built(folder: Path) -> bool:
+    meta = folder / "demo.json"
+    if not meta.is_file() or not (folder / RESULTS_FILE).is_file():
+        return False
+    try:
+        return json.loads(meta.read_text()).get("version") == DEMO_VERSION
+    except json.JSONDecodeError:
+        return False
+
+
+def ensure_demo(rebuild: bool = False, progress: Progress | None = None) -> Path:
+    """Build the demo match once (a few seconds; longer when the checkpoint must be trained) and return its folder."""
+    folder = demo_dir()
+    if not rebuild and _is_built(folder):
+        return folder
+    # build beside it, then move into place: a second process never sees half a demo
+    work = folder.with_name(f".demo-build-{os.getpid()}")
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    try:
+        _build(folder, work, progress)
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(work, folder)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    if progress:
+        progress(1.0, "demo match ready")
+    return folder
+
+
+def _build(folder: Path, work: Path, progress: Progress | None) -> None:
+    from spotting_core.app_support import MATCH_FILE, Match, cache_dir
+    from spotting_core.soccernet import atomic_write_text
+    from spotting_core.spot import spot_path
+    from spotting_core.synth import feature_name
+
+    name = feature_name(DEMO_BENCHMARK["dim"])
+    with tempfile.TemporaryDirectory(prefix="spotting-demo-", dir=cache_dir()) as tmp:
+        bench = generate_benchmark(Path(tmp) / "bench", progress=_step(progress, 0.0, 0.1))
+        info = json.loads((bench / "synth.json").read_text())
+        game = info["splits"]["test"][0]
+        game_dir = bench / "test" / game
+        for half in HALVES:
+            shutil.copy2(feature_path(game_dir, half, name), feature_path(work, half, name))
+        shutil.copy2(game_dir / LABELS_FILE, work / LABELS_FILE)
+        checkpoint = DEMO_CHECKPOINT
+        if not checkpoint.is_file():
+            checkpoint = cache_dir() / "checkpoints" / "demo_saliency.pt"
+            if not checkpoint.is_file():
+                train_demo_checkpoint(bench, checkpoint, progress=_step(progress, 0.1, 0.6))
+    labels = read_labels(work / LABELS_FILE)
+    labels["game_time"] = labels["game_time"].astype(str)
+    seconds = DEMO_BENCHMARK["half_minutes"] * 60.0
+    videos = {}
+    for i, half in enumerate(HALVES):
+        render_half_video(
+            work / f"{half}_demo.mp4", half=half, seconds=seconds, events=labels[labels["half"] == half],
+            seed=DEMO_BENCHMARK["seed"], progress=_step(progress, 0.6 + 0.15 * i, 0.75 + 0.15 * i))
+        videos[str(half)] = str(folder / f"{half}_demo.mp4")
+    spot_path(work, checkpoint=checkpoint, out_dir=work, progress=_step(progress, 0.9, 1.0))
+    match = Match(folder=str(folder), name="Demo match (synthetic)", kind="demo", videos=videos,
+                  video_offsets={"1": 0.0, "2": 0.0}, labels=str(folder / LABELS_FILE), checkpoint=str(checkpoint),
+                  synthetic=True, source=f"synthetic benchmark {DEMO_BENCHMARK}, test game {game}")
+    atomic_write_text(work / MATCH_FILE, json.dumps(asdict(match), indent=2))
+    atomic_write_text(work / "demo.json", json.dumps({"version": DEMO_VERSION, "benchmark": DEMO_BENCHMARK,
+                                                      "game": game, "classes": list(CLASSES_V2)}, indent=2))
+
+
+def check_demo(folder: Path) -> None:
+    """Raise a one-line error if a demo folder is incomplete (used by the app before opening it)."""
+    for f in (RESULTS_FILE, LABELS_FILE, "1_demo.mp4", "2_demo.mp4"):
+        if not (folder / f).is_file():
+            raise SpottingError(f"{folder}: demo incomplete, no {f}; rebuild it with `spotting demo --rebuild`")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m spotting_core.demo --train OUT`: rebuild the shipped demo checkpoint (see assets/README.md)."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m spotting_core.demo", description=main.__doc__)
+    p.add_argument("--train", metavar="OUT", help="train the demo checkpoint on the demo benchmark into OUT")
+    p.add_argument("--rebuild", action="store_true", help="rebuild the cached demo match")
+    args = p.parse_args(argv)
+    try:
+        if args.train:
+            with tempfile.TemporaryDirectory(prefix="spotting-demo-bench-") as tmp:
+                bench = generate_benchmark(Path(tmp) / "bench")
+                print(train_demo_checkpoint(bench, Path(args.train)))
+        else:
+            print(ensure_demo(rebuild=args.rebuild))
+    except SpottingError as e:
+        print(f"error: {e}")
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
