@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PORT   ?= 8501
 
-.PHONY: venv run test lint bench chromium clean
+.PHONY: venv run test lint bench chromium clean bench-soccernet-features
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,16 @@ test: venv chromium
 
 bench: venv
 	@for f in bench/*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
+
+# TF/Keras vs our torch ResNet-152 + PCA (bench/soccernet_features.py); TF only in this bench venv.
+TF_VENV ?= .venv-tf
+$(TF_VENV)/.installed:
+	$(PYTHON) -m venv $(TF_VENV)
+	$(TF_VENV)/bin/python -m pip install -q tensorflow-cpu h5py opencv-python-headless imutils
+	touch $@
+
+bench-soccernet-features: venv $(TF_VENV)/.installed
+	$(PY) bench/soccernet_features.py --tf-python $(TF_VENV)/bin/python --require-tf
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache tests/artifacts
