@@ -1,7 +1,7 @@
 """Average-mAP for action spotting, with exactly the semantics of the official SoccerNet evaluator.
 
-The reference is `SoccerNet.Evaluation.ActionSpotting.evaluate` and `SoccerNet.Evaluation.utils`
-(pip package SoccerNet 0.2.0). This is our own, vectorised implementation of the same definition:
+The reference is `SoccerNet.Evaluation.ActionSpotting` (`evaluate`, `average_mAP`; pip package
+SoccerNet 0.2.0). This is our own, vectorised implementation of the same definition:
 
 1. Labels and predictions live on a frame grid at `fps` (2): one value per (half, frame, class).
    A later annotation (or prediction) on the same cell overwrites an earlier one. The official
@@ -22,6 +22,11 @@ The reference is `SoccerNet.Evaluation.ActionSpotting.evaluate` and `SoccerNet.E
 
 The greedy matching is sequential only inside chains of events whose candidate windows overlap;
 those chains are processed rank by rank, every class, half and game at once.
+
+Where the official reader silently skips or crashes, `evaluate` raises one `SpottingError` naming
+the file: an unknown label, a half other than 1/2, a missing predictions file, malformed JSON. Games
+are the folders holding `label_file` (the official lists every folder holding any .json, once per
+.json file, so a folder with two .json files would count twice there).
 """
 
 from __future__ import annotations
@@ -250,9 +255,9 @@ def _ap_per_class(tp: np.ndarray, n_pred: np.ndarray, n_gt: np.ndarray) -> np.nd
     return ap / 11
 
 
-def _counts_above(index: np.ndarray, level: np.ndarray, size: int, weights: np.ndarray | None = None) -> np.ndarray:
-    """For each row `index`, how many (or how much weight) have `level` > j, for j = 0..199."""
-    hist = np.bincount(index * 201 + level, weights=weights, minlength=size * 201).reshape(size, 201)
+def _counts_above(index: np.ndarray, level: np.ndarray, size: int) -> np.ndarray:
+    """For each row `index` (0..size-1), how many entries have `level` > j, for j = 0..199."""
+    hist = np.bincount(index * 201 + level, minlength=size * 201).reshape(size, 201)
     return np.cumsum(hist[:, ::-1], axis=1)[:, ::-1][:, 1:]  # (size, 200)
 
 
@@ -266,16 +271,17 @@ def _average_map_sparse(sp: _Sparse, *, fps: float, deltas_s: np.ndarray) -> dic
     n_gt = {"": np.bincount(cls_gt, minlength=C).astype(np.int64),
             "_visible": np.bincount(cls_gt[sp.gt_value > 0], minlength=C).astype(np.int64),
             "_unshown": np.bincount(cls_gt[sp.gt_value < 0], minlength=C).astype(np.int64)}
-    matched = np.stack([_match(sp, math.floor(float(d * fps) / 2)) for d in deltas_s])  # (D, P)
-
+    n_pred = {s: _counts_above(cls_pred[m], level[m], C).astype(np.float64) for s, m in subsets.items()}  # (C, 200)
+    tp = {s: np.zeros((D, C, 200)) for s in subsets}
+    for d, delta in enumerate(deltas_s):
+        hit = _match(sp, math.floor(float(delta * fps) / 2))  # |Δ| ≤ δ/2 with integer Δ
+        for s, m in subsets.items():
+            sel = hit & m
+            tp[s][d] = _counts_above(cls_pred[sel], level[sel], C)
     per_delta = {}
-    for suffix, mask in subsets.items():
-        n_pred = _counts_above(cls_pred[mask], level[mask], C).astype(np.float64)  # (C, 200)
-        idx = (np.arange(D)[:, None] * C + cls_pred[mask][None]).ravel()
-        tp = _counts_above(idx, np.tile(level[mask], D), D * C,
-                           weights=matched[:, mask].ravel().astype(np.float64)).reshape(D, C, 200)
-        ap = _ap_per_class(tp, n_pred, n_gt[suffix])  # (D, C)
-        per_delta[suffix] = (ap, [np.mean(ap[d]) for d in range(D)])
+    for s in subsets:
+        ap = _ap_per_class(tp[s], n_pred[s], n_gt[s])  # (D, C)
+        per_delta[s] = (ap, [np.mean(ap[d]) for d in range(D)])
 
     out = {}
     for suffix, (ap, m) in per_delta.items():
