@@ -34,6 +34,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -87,14 +88,16 @@ def tolerances(metric: str = "loose", deltas: Sequence[float] | None = None) -> 
 # ---------------------------------------------------------------------------------------------
 # Sparse events: every (half, class) is a "group"; keys are group * stride + frame
 # ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
 class _Sparse:
     """Events and predictions as flat arrays sorted by (group, frame), one entry per cell."""
 
-    def __init__(self, *, num_classes: int, stride: int,
-                 gt_key: np.ndarray, gt_value: np.ndarray, pr_key: np.ndarray, pr_score: np.ndarray):
-        self.num_classes, self.stride = num_classes, stride
-        self.gt_key, self.gt_value = gt_key, gt_value  # (G,) int64, (G,) nonzero (1 visible, -1 unshown)
-        self.pr_key, self.pr_score = pr_key, pr_score  # (P,) int64, (P,) float64 ≥ 0
+    num_classes: int
+    stride: int  # more than any frame index
+    gt_key: np.ndarray  # (G,) int64 group * stride + frame
+    gt_value: np.ndarray  # (G,) nonzero: 1 visible, -1 unshown
+    pr_key: np.ndarray  # (P,) int64
+    pr_score: np.ndarray  # (P,) float64 ≥ 0
 
     @property
     def gt_group(self) -> np.ndarray:
@@ -354,25 +357,41 @@ def evaluate(labels_root: str | os.PathLike, predictions_root: str | os.PathLike
 
 
 def evaluate_tables(labels: pd.DataFrame, events: pd.DataFrame, *, num_frames: int | Sequence[int] | None = None,
-                    metric: str = "loose", fps: float = FPS, num_classes: int = len(CLASSES_V2),
+                    metric: str = "loose", fps: float = FPS, classes: Sequence[str] = CLASSES_V2,
                     deltas: Sequence[float] | None = None) -> dict:
     """Average-mAP of one game from its labels table (`soccernet.read_labels`) and events table
-    (`soccernet.read_results` or `inference.events_from_scores`).
+    (`soccernet.read_results`, `inference.events_from_scores`, the review store's events).
 
-    Tables need half, position_ms, class_id, plus visibility (labels) and confidence (events).
-    `num_frames`: per-half frame count (or one for both); default the official 120-minute vector.
+    Tables need half, position_ms, and class_id or label (by name in `classes`), plus visibility
+    (labels) and confidence (events). `num_frames`: per-half frame count (or one for both), to
+    clamp to; default the official 120-minute vector.
     """
     if num_frames is None:
         num_frames = official_num_frames(fps)
     halves = [int(num_frames)] * len(HALVES) if np.isscalar(num_frames) else [int(n) for n in num_frames]
     if len(halves) != len(HALVES) or min(halves) <= 0:
         raise SpottingError(f"num_frames: expected one positive count per half, got {num_frames!r}")
-    for name, table, cols in (("labels", labels, ("half", "position_ms", "class_id", "visibility")),
-                              ("events", events, ("half", "position_ms", "class_id", "confidence"))):
-        missing = [c for c in cols if c not in table.columns]
+    tables = []
+    for name, table, extra in (("labels", labels, "visibility"), ("events", events, "confidence")):
+        missing = [c for c in ("half", "position_ms", extra) if c not in table.columns]
+        if "class_id" not in table.columns and "label" not in table.columns:
+            missing.append("class_id (or label)")
         if missing:
             raise SpottingError(f"{name} table: missing column(s) {', '.join(missing)}")
-    sp = _sparse_from_tables([(labels, events)], num_frames=halves, num_classes=num_classes, fps=fps)
+        if "class_id" not in table.columns:
+            lookup = {c: i for i, c in enumerate(classes)}
+            table = table.assign(class_id=[lookup.get(str(lbl), -1) for lbl in table["label"]])
+        bad_class = ~table["class_id"].between(0, len(classes) - 1)
+        if bad_class.any():
+            row = table[bad_class].iloc[0]
+            what = repr(row["label"]) if "label" in table.columns else f"class_id {row['class_id']}"
+            raise SpottingError(f"{name} table: unknown class {what}; known labels: {', '.join(classes)}")
+        if not table["half"].isin(HALVES).all():
+            raise SpottingError(f"{name} table: half must be 1 or 2")
+        if (table["position_ms"] < 0).any():
+            raise SpottingError(f"{name} table: negative position")
+        tables.append(table)
+    sp = _sparse_from_tables([tuple(tables)], num_frames=halves, num_classes=len(classes), fps=fps)
     return _average_map_sparse(sp, fps=fps, deltas_s=tolerances(metric, deltas))
 
 

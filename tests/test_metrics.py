@@ -271,8 +271,13 @@ def test_evaluate_tables_matches_evaluate(scenario):
     assert short != evaluate_tables(lab, res)
     with pytest.raises(SpottingError, match="num_frames"):
         evaluate_tables(lab, res, num_frames=(10,))
-    with pytest.raises(SpottingError, match="confidence"):
+    with pytest.raises(SpottingError, match="events table: missing column.s. confidence"):
         evaluate_tables(lab, res.drop(columns=["confidence"]))
+    # class by name when there is no class_id; an unknown one is named
+    assert evaluate_tables(lab.drop(columns=["class_id"]), res.drop(columns=["class_id"])) == evaluate_tables(lab, res)
+    relabelled = res.drop(columns=["class_id"]).assign(label=["Dunk"] + res["label"].tolist()[1:])
+    with pytest.raises(SpottingError, match="events table: unknown class 'Dunk'"):
+        evaluate_tables(lab, relabelled)
 
 
 # ---------------------------------------------------------------------------------------------
