@@ -21,6 +21,7 @@ halves and half 2 starts that many seconds into it.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -223,7 +224,7 @@ def plan_reel(events: pd.DataFrame, *, video: str | os.PathLike, duration: float
 def timecode(seconds: float, fps: float) -> str:
     """HH:MM:SS:FF, non-drop frame, at the integer frame rate nearest `fps`."""
     rate = max(1, int(round(fps)))
-    frames = int(round(seconds * rate))
+    frames = int(math.floor(seconds * rate + 0.5))
     ff, s = frames % rate, frames // rate
     return f"{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}:{ff:02d}"
 

@@ -299,14 +299,20 @@ def cut_copy(src: str | os.PathLike, out: str | os.PathLike, *, start: float, en
 
 def cut_exact(src: str | os.PathLike, out: str | os.PathLike, *, start: float, end: float,
               info: VideoInfo | None = None, preset: str = "veryfast", crf: int = 18) -> Path:
-    """Frame-accurate [start, end): decode from the keyframe before, re-encode only this segment
-    (H.264 + AAC, fixed settings so that segments concatenate without re-encoding)."""
+    """Frame-accurate [start, end): the frames with start <= pts < end, decoded from the keyframe
+    before and re-encoded (only this segment; H.264 + AAC with fixed settings, so segments join
+    without another encode). Audio is trimmed to the same interval on the same clock."""
     info = info or probe(src)
-    audio = ["-c:a", "aac", "-b:a", "192k", "-ar", "48000", "-ac", "2"] if info.has_audio else []
-    run_ffmpeg(["-ss", f"{max(start, 0.0):.6f}", "-t", f"{end - start:.6f}", "-i", str(src), *_maps(info),
-                "-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-pix_fmt", "yuv420p",
-                "-vf", "scale=trunc(iw/2)*2:trunc(ih/2)*2", *audio, "-map_metadata", "-1", str(out)],
-               what=str(src))
+    start = max(start, 0.0)
+    lead = min(start, 1.0)        # seek a little early; trim on timestamps relative to the seek point
+    a, b = lead, lead + (end - start)
+    vf = f"trim=start={a:.6f}:end={b:.6f},setpts=PTS-{a:.6f}/TB,scale=trunc(iw/2)*2:trunc(ih/2)*2"
+    args = ["-ss", f"{start - lead:.6f}", "-i", str(src), *_maps(info), "-vf", vf,
+            "-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-pix_fmt", "yuv420p"]
+    if info.has_audio:
+        args += ["-af", f"atrim=start={a:.6f}:end={b:.6f},asetpts=PTS-{a:.6f}/TB",
+                 "-c:a", "aac", "-b:a", "192k", "-ar", "48000", "-ac", "2"]
+    run_ffmpeg([*args, "-map_metadata", "-1", str(out)], what=str(src))
     return Path(out)
 
 

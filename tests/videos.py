@@ -146,3 +146,32 @@ def bad_inputs(folder: Path, good: Path) -> dict[str, Path]:
     text = folder / "notes.mp4"
     text.write_text("this is not a video\n" * 20)
     return {"empty": empty, "truncated": truncated, "audio_only": audio, "text": text}
+
+
+def audio_pcm(path: Path, rate: int = 8000) -> np.ndarray:
+    """The first audio stream as mono float samples at `rate`, placed by timestamp (gaps filled with
+    silence, as a player would play them), so sample i is at i / rate seconds."""
+    raw = subprocess.run([ffmpeg_exe(), "-loglevel", "error", "-i", str(path), "-map", "0:a:0", "-af",
+                          "aresample=async=1:min_hard_comp=0.001:first_pts=0", "-ac", "1", "-ar", str(rate), "-f", "s16le", "-"],
+                         capture_output=True, check=True).stdout
+    return np.frombuffer(raw, np.int16).astype(np.float32) / 32768.0
+
+
+def onsets(active: np.ndarray, rate: float) -> np.ndarray:
+    """Times (s) where a boolean signal switches on."""
+    a = np.asarray(active, dtype=bool)
+    idx = np.flatnonzero(a & ~np.concatenate([[False], a[:-1]]))
+    return idx / rate
+
+
+def av_offsets(path: Path, *, fps: float = 100.0) -> tuple[np.ndarray, np.ndarray]:
+    """Flash onsets (video) and beep onsets (audio) of a coded_video-derived file, in seconds."""
+    from spotting_core.video import decode_array
+
+    frames = decode_array(path, fps=fps, size=(32, 32), strict=False)
+    flashes = onsets([f[-4:].mean() > 128 for f in frames], fps)
+    pcm = audio_pcm(path, 8000)
+    env = np.convolve(np.abs(pcm), np.ones(40) / 40, mode="same") > 0.2     # 5 ms envelope
+    beeps = onsets(env, 8000)
+    beeps = beeps[np.concatenate([[True], np.diff(beeps) > 0.3])] if len(beeps) else beeps
+    return flashes, beeps
