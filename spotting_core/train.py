@@ -1,0 +1,299 @@
+"""Training: `TrainConfig` + `fit()`, with early stopping on validation Average-mAP.
+
+    cfg = TrainConfig(model="netvlad++", data="SoccerNet/", features="ResNET_TF2_PCA512", out="nv.pt")
+    result = fit(cfg)          {"history": [...], "best_epoch", "best_valid_a_mAP", "checkpoint", "test"}
+
+One loop for every model, through the contract of models/base.py only (it never looks at a model's
+name): clips from `data.ClipSampler` (the sampler the model asks for), `model.augment`, `model.loss`
+(every term is logged; "loss" is back-propagated), Adam, ReduceLROnPlateau on the validation
+Average-mAP, early stopping after `patience` evaluations without improvement, and the best model
+on validation saved with `models.save_checkpoint`. Validation runs the real inference
+(`inference.spot_game`: sliding windows + NMS) on the validation games and scores it with
+`metrics.average_map`.
+
+Defaults left as None come from the model's Config when it has the field (`lr`, `batch_size`,
+`epochs`, `patience`: the paper's values), otherwise from `DEFAULTS`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import random
+import sys
+import time
+import types
+import typing
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from spotting_core.data import ClipSampler, GameData, find_splits, load_games
+from spotting_core.errors import SpottingError
+from spotting_core.inference import spot_game
+from spotting_core.metrics import average_map
+from spotting_core.models import build_model, count_parameters, model_class, save_checkpoint
+from spotting_core.soccernet import CLASSES_V2, FPS
+
+DEFAULTS = {"epochs": 100, "batch_size": 256, "lr": 1e-3, "patience": 10}
+Progress = Callable[[float, str], None]
+
+
+@dataclass
+class TrainConfig:
+    """What `fit` trains, on what, and how. None = the model Config's value, else DEFAULTS."""
+
+    model: str
+    data: str
+    features: str = "ResNET_TF2_PCA512"
+    out: str = "model.pt"
+    epochs: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    seed: int = 0
+    patience: int | None = None        # evaluations without a better valid Average-mAP before stopping
+    device: str | None = None          # "cuda" / "cpu"; None: CUDA when available
+    model_options: dict = field(default_factory=dict)  # Config overrides; strings are converted
+    clips_per_epoch: int | None = None  # cap on the sampler's clips per epoch (None: all of them)
+    eval_every: int = 1                # epochs between validations
+    max_train_s: float | None = None   # stop (after validating) once training has taken this long
+    valid_metric: str = "loose"        # Average-mAP used for early stopping: loose / tight
+    evaluate_test: bool = True         # score the best model on the test split when there is one
+    amp: bool = True                   # mixed precision on CUDA (ignored on the CPU)
+
+
+# ---------------------------------------------------------------------------------------------
+# Options and defaults
+# ---------------------------------------------------------------------------------------------
+def _parse(text: str, kind, name: str):
+    origin = typing.get_origin(kind)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(kind)
+        if text.strip().lower() in ("none", "null", "") and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _parse(text, a, name)
+            except (ValueError, SpottingError) as e:
+                errors.append(str(e))
+        raise SpottingError(f"--set {name}={text}: {'; '.join(errors)}")
+    if origin in (tuple, list):
+        items = [t for t in text.strip("()[] ").split(",") if t.strip()]
+        args = [a for a in typing.get_args(kind) if a is not Ellipsis] or [str]
+        values = [_parse(t.strip(), args[0] if len(args) == 1 else args[i], name) for i, t in enumerate(items)]
+        return origin(values)
+    if kind is bool:
+        low = text.strip().lower()
+        if low in ("1", "true", "yes", "on"):
+            return True
+        if low in ("0", "false", "no", "off"):
+            return False
+        raise SpottingError(f"--set {name}={text}: expected true or false")
+    if kind in (int, float):
+        try:
+            value = float(text) if kind is float else int(text)
+        except ValueError:
+            raise SpottingError(f"--set {name}={text}: expected {'a number' if kind is float else 'an integer'}") from None
+        return value
+    if kind is str:
+        return text
+    if kind is typing.Any:
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            return text
+    raise SpottingError(f"--set {name}={text}: cannot read a value of type {kind} from the command line")
+
+
+def convert_options(config_cls: type, options: dict) -> dict:
+    """`--set key=value` strings -> values of the Config field types (other values pass through)."""
+    hints = typing.get_type_hints(config_cls)
+    names = {f.name for f in dataclasses.fields(config_cls)}
+    out = {}
+    for key, value in (options or {}).items():
+        key = str(key).strip().replace("-", "_")
+        if key not in names:
+            raise SpottingError(f"--set {key}: no such model option; options: {', '.join(sorted(names))}")
+        out[key] = _parse(value, hints[key], key) if isinstance(value, str) else value
+    return out
+
+
+def resolve(cfg: TrainConfig) -> TrainConfig:
+    """A copy of `cfg` with every None filled from the model's Config, then DEFAULTS."""
+    config_cls = model_class(cfg.model).Config
+    paper = {f.name: f.default for f in dataclasses.fields(config_cls)
+             if f.default is not dataclasses.MISSING}
+    options = convert_options(config_cls, cfg.model_options)
+    filled = {}
+    for key, fallback in DEFAULTS.items():
+        value = getattr(cfg, key)
+        if value is None:
+            value = options.get(key, paper.get(key, fallback))
+        filled[key] = value
+    for key in ("epochs", "batch_size", "patience"):
+        if int(filled[key]) < 1:
+            raise SpottingError(f"--{key.replace('_', '-')} {filled[key]}: must be at least 1")
+    if not float(filled["lr"]) > 0:
+        raise SpottingError(f"--lr {filled['lr']}: must be positive")
+    if cfg.valid_metric not in ("loose", "tight"):
+        raise SpottingError(f"valid_metric {cfg.valid_metric!r}: choose loose or tight")
+    return dataclasses.replace(cfg, epochs=int(filled["epochs"]), batch_size=int(filled["batch_size"]),
+                               lr=float(filled["lr"]), patience=int(filled["patience"]), model_options=options)
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """The requested device, or CUDA when available; a one-line error for an unusable one."""
+    if device is None or str(device) == "":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(str(device))
+    except RuntimeError:
+        raise SpottingError(f"--device {device}: not a device (use cpu or cuda)") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise SpottingError(f"--device {device}: CUDA is not available on this machine")
+    return dev
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+# ---------------------------------------------------------------------------------------------
+# Evaluation
+# ---------------------------------------------------------------------------------------------
+def detections_from_events(events, num_frames: Sequence[int], num_classes: int) -> list[np.ndarray]:
+    """An events table (inference.spot_game) -> per-half (T, C) confidences, -1 where nothing was spotted."""
+    out = []
+    for i, T in enumerate(num_frames):
+        det = np.full((int(T), num_classes), -1.0)
+        sel = events[events["half"] == i + 1]
+        det[np.minimum(sel["frame"].to_numpy(), int(T) - 1), sel["class_id"].to_numpy()] = sel["confidence"].to_numpy()
+        out.append(det)
+    return out
+
+
+@torch.no_grad()
+def evaluate_games(model, games: Sequence[GameData], *, metrics: Sequence[str] = ("loose", "tight"),
+                   classes: Sequence[str] = CLASSES_V2, progress: Progress | None = None) -> dict[str, float]:
+    """Average-mAP of `model` (its own NMS settings) over `games`, all halves pooled: {metric: value}."""
+    was_training = model.training
+    model.eval()
+    targets, detections = [], []
+    for i, g in enumerate(games):
+        events, _ = spot_game(model, g.halves, classes=classes)
+        targets += g.events
+        detections += detections_from_events(events, [len(h) for h in g.halves], len(classes))
+        if progress:
+            progress((i + 1) / len(games), f"evaluating {g.name}")
+    model.train(was_training)
+    return {m: float(average_map(targets, detections, fps=model.fps, metric=m)["a_mAP"]) for m in metrics}
+
+
+# ---------------------------------------------------------------------------------------------
+# The loop
+# ---------------------------------------------------------------------------------------------
+def _to(batch: dict, device: torch.device) -> dict:
+    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+
+def fit(cfg: TrainConfig, progress: Progress | None = None) -> dict:
+    """Train `cfg.model` on the train split of `cfg.data`; keep the best on valid. See the module doc."""
+    started = time.perf_counter()
+    cfg = resolve(cfg)
+    device = resolve_device(cfg.device)
+    seed_everything(cfg.seed)
+
+    splits = find_splits(cfg.data)
+    for s in ("train", "valid"):
+        if not splits[s]:
+            raise SpottingError(f"{cfg.data}: no {s} games (need train/ and valid/ folders or SoccerNet's lists)")
+    if progress:
+        progress(0.0, "loading features")
+    train_games = load_games(cfg.data, splits["train"], cfg.features)
+    valid_games = load_games(cfg.data, splits["valid"], cfg.features)
+    dim = train_games[0].dim
+    if valid_games[0].dim != dim:
+        raise SpottingError(f"{cfg.data}: {cfg.features} has dimension {dim} in train but {valid_games[0].dim} in valid")
+
+    options = {k: v for k, v in cfg.model_options.items() if k not in ("input_dim", "num_classes", "fps")}
+    for key, value in (("input_dim", dim), ("num_classes", len(CLASSES_V2)), ("fps", FPS)):
+        if key in cfg.model_options and cfg.model_options[key] != value:
+            raise SpottingError(f"--set {key}={cfg.model_options[key]}: the data has {key} {value}")
+    model = build_model(cfg.model, input_dim=dim, num_classes=len(CLASSES_V2), fps=FPS, **options).to(device)
+    sampler = ClipSampler(train_games, clip_frames=model.clip_frames, batch_size=cfg.batch_size,
+                          mode=model.sampling, seed=cfg.seed, clips_per_epoch=cfg.clips_per_epoch,
+                          num_classes=len(CLASSES_V2))
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=0.1,
+                                                           patience=max(1, cfg.patience // 3))
+    use_amp = cfg.amp and device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+
+    history, best, best_epoch, stale = [], -math.inf, 0, 0
+    n_batches = len(sampler)
+    loop_start = time.perf_counter()
+    for epoch in range(1, cfg.epochs + 1):
+        model.train()
+        t0 = time.perf_counter()
+        sums: dict[str, float] = {}
+        bar = tqdm(sampler.batches(epoch), total=n_batches, desc=f"{cfg.model} epoch {epoch}/{cfg.epochs}",
+                   leave=False, dynamic_ncols=True)
+        for step, batch in enumerate(bar):
+            batch = model.augment(_to(batch, device))
+            with torch.autocast(device_type=device.type, enabled=use_amp):
+                outputs = model(batch["x"])                           # x: (B, T, D)
+                terms = model.loss(outputs, batch)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(terms["loss"]).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0.0) + float(v.detach())
+            bar.set_postfix(loss=f"{sums['loss'] / (step + 1):.4f}")
+            if progress:
+                progress(((epoch - 1) + (step + 1) / n_batches) / cfg.epochs, f"epoch {epoch}: training")
+        bar.close()
+        row = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"],
+               **{f"train_{k}": v / max(n_batches, 1) for k, v in sums.items()},
+               "train_s": time.perf_counter() - t0}
+        time_up = cfg.max_train_s is not None and time.perf_counter() - loop_start >= cfg.max_train_s
+        if epoch % cfg.eval_every == 0 or epoch == cfg.epochs or time_up:
+            score = evaluate_games(model, valid_games, metrics=(cfg.valid_metric,))[cfg.valid_metric]
+            row[f"valid_a_mAP_{cfg.valid_metric}"] = score
+            scheduler.step(score)
+            if score > best:
+                best, best_epoch, stale = score, epoch, 0
+                save_checkpoint(cfg.out, model, classes=CLASSES_V2, feature_name=cfg.features,
+                                extra={"epoch": epoch, f"valid_a_mAP_{cfg.valid_metric}": score,
+                                       "train": {k: v for k, v in dataclasses.asdict(cfg).items()
+                                                 if k != "model_options"}})
+            else:
+                stale += 1
+        history.append(row)
+        tqdm.write(f"{cfg.model} epoch {epoch}: " + ", ".join(
+            f"{k} {v:.4g}" for k, v in row.items() if k != "epoch" and isinstance(v, float)), file=sys.stderr)
+        if stale >= cfg.patience or time_up:
+            break
+
+    result = {"history": history, "best_epoch": best_epoch, f"best_valid_a_mAP_{cfg.valid_metric}": best,
+              "epochs": len(history), "checkpoint": str(Path(cfg.out)), "params": count_parameters(model),
+              "train_s": time.perf_counter() - started}
+    if cfg.evaluate_test and splits["test"]:
+        from spotting_core.models import load_checkpoint
+
+        best_model, _ = load_checkpoint(cfg.out, device=device)
+        test_games = load_games(cfg.data, splits["test"], cfg.features)
+        result["test"] = evaluate_games(best_model, test_games)
+    if progress:
+        progress(1.0, "done")
+    return result

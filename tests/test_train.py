@@ -1,0 +1,114 @@
+"""The training loop on a tiny synthetic set, options from the command line, defaults, evaluation."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from spotting_core.errors import SpottingError
+from spotting_core.metrics import average_map
+from spotting_core.models import MODELS, load_checkpoint
+from spotting_core.synth import generate
+from spotting_core.train import DEFAULTS, TrainConfig, convert_options, detections_from_events, fit, resolve
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return generate(tmp_path_factory.mktemp("tiny") / "data", games=3, seed=0, half_minutes=3.0)
+
+
+def test_fit_writes_a_checkpoint_that_rebuilds_the_model(tiny, tmp_path):
+    out = tmp_path / "nv.pt"
+    calls = []
+    result = fit(TrainConfig(model="netvlad++", data=str(tiny), features="synth512", out=str(out), epochs=2,
+                             batch_size=8, seed=0, model_options={"vocab_size": "16"}),
+                 progress=lambda f, text: calls.append(f))
+    assert [r["epoch"] for r in result["history"]] == [1, 2]
+    for row in result["history"]:
+        assert np.isfinite(row["train_loss"]) and 0.0 <= row["valid_a_mAP_loose"] <= 1.0
+    assert result["best_epoch"] in (1, 2) and set(result["test"]) == {"loose", "tight"}
+    assert calls[-1] == 1.0 and all(0.0 <= f <= 1.0 for f in calls)
+
+    model, meta = load_checkpoint(out)
+    assert meta["model"] == "netvlad++" and meta["config"]["vocab_size"] == 16
+    assert meta["features"] == {"name": "synth512", "dim": 512} and meta["fps"] == 2.0
+    assert meta["extra"]["epoch"] == result["best_epoch"]
+    assert meta["extra"]["valid_a_mAP_loose"] == pytest.approx(result["best_valid_a_mAP_loose"])
+    assert len(meta["classes"]) == 17 and not model.training
+
+    # the same seed trains the same weights
+    again = fit(TrainConfig(model="netvlad++", data=str(tiny), features="synth512", out=str(tmp_path / "b.pt"),
+                            epochs=2, batch_size=8, seed=0, model_options={"vocab_size": "16"}))
+    assert [r["train_loss"] for r in again["history"]] == pytest.approx([r["train_loss"] for r in result["history"]])
+
+
+def test_fit_refuses_bad_input(tiny, tmp_path):
+    base = dict(model="avgpool++", data=str(tiny), features="synth512", out=str(tmp_path / "x.pt"), epochs=1)
+    with pytest.raises(SpottingError, match="no option|no such model option"):
+        fit(TrainConfig(**base, model_options={"not_an_option": "1"}))
+    with pytest.raises(SpottingError, match="missing half 1|feature file not found"):
+        fit(TrainConfig(**{**base, "features": "ResNET_TF2_PCA512"}))
+    with pytest.raises(SpottingError, match="the data has input_dim 512"):
+        fit(TrainConfig(**base, model_options={"input_dim": "2048"}))
+    with pytest.raises(SpottingError, match="must be at least 1"):
+        fit(TrainConfig(**{**base, "epochs": 0}))
+    with pytest.raises(KeyError, match="registered models"):
+        fit(TrainConfig(**{**base, "model": "nope"}))
+
+
+def test_convert_options_follows_the_config_types():
+    @dataclasses.dataclass
+    class Config:
+        input_dim: int = 512
+        lr: float = 1e-3
+        causal: bool = False
+        channels: tuple[int, ...] = (256, 128)
+        name: str = "x"
+        gamma: float | None = None
+
+    got = convert_options(Config, {"input_dim": "2048", "lr": "3e-3", "causal": "true", "channels": "64,32",
+                                   "name": "y", "gamma": "none", "input-dim": "4"})
+    assert got == {"input_dim": 4, "lr": 3e-3, "causal": True, "channels": (64, 32), "name": "y", "gamma": None}
+    assert convert_options(Config, {"gamma": "2.5"}) == {"gamma": 2.5}
+    assert convert_options(Config, {"lr": 0.5}) == {"lr": 0.5}  # values already typed pass through
+    for bad in ({"input_dim": "2.5"}, {"causal": "maybe"}, {"lr": "fast"}, {"depth": "3"}):
+        with pytest.raises(SpottingError):
+            convert_options(Config, bad)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_training_defaults_come_from_the_model_config(name, tmp_path):
+    cfg = resolve(TrainConfig(model=name, data=str(tmp_path)))
+    paper = MODELS[name].Config()
+    for key in ("lr", "batch_size", "epochs", "patience"):
+        assert getattr(cfg, key) == getattr(paper, key, DEFAULTS[key])
+    assert resolve(TrainConfig(model=name, data=str(tmp_path), lr=0.5)).lr == 0.5
+
+
+def test_detections_from_events_feed_the_metric():
+    events = pd.DataFrame({"half": [1, 1, 2], "frame": [3, 40, 5], "class_id": [2, 0, 16], "confidence": [0.9, 0.2, 0.7]})
+    det = detections_from_events(events, [10, 8], 17)
+    assert det[0].shape == (10, 17) and det[1].shape == (8, 17)
+    assert det[0][3, 2] == 0.9 and det[0][9, 0] == 0.2 and det[1][5, 16] == 0.7   # past the end: last frame
+    assert (det[0] == -1).sum() == 10 * 17 - 2
+    targets = [np.zeros((10, 17)), np.zeros((8, 17))]
+    targets[0][3, 2] = 1
+    targets[1][5, 16] = 1
+    r = average_map(targets, det, metric="tight")
+    assert r["a_mAP_per_class"][2] == pytest.approx(1.0) and r["a_mAP_per_class"][16] == pytest.approx(1.0)
+
+
+def test_cpu_device_and_bad_device():
+    from spotting_core.train import resolve_device
+
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device(None).type in ("cpu", "cuda")
+    with pytest.raises(SpottingError, match="not a device"):
+        resolve_device("gpu-please")
+    if not torch.cuda.is_available():
+        with pytest.raises(SpottingError, match="CUDA is not available"):
+            resolve_device("cuda")
