@@ -382,7 +382,11 @@ def load_official_pca(pca_pkl: str | os.PathLike | None = None, average_pkl: str
         missing = [p for p in (pca_pkl, average_pkl) if not p.is_file()]
         if missing:
             raise SpottingError(_missing_message([p.name for p in missing], missing[0].parent))
-        convert_official_pca(pca_pkl, average_pkl, npz)
+        try:
+            convert_official_pca(pca_pkl, average_pkl, npz)
+        except OSError as e:
+            raise SpottingError(f"{npz}: cannot write the converted PCA ({e.strerror}); "
+                                "put the two pickles in a writable folder") from None
     return read_pca_npz(npz)
 
 
@@ -454,7 +458,11 @@ def load_resnet152(device: str | torch.device = "cpu") -> KerasResNet152:
     folder = soccernet_dir()
     pt = folder / WEIGHTS_PT
     if not pt.is_file():
-        convert_keras_h5(find_keras_h5(folder), pt)
+        try:
+            convert_keras_h5(find_keras_h5(folder), pt)
+        except OSError as e:
+            raise SpottingError(f"{pt}: cannot write the converted weights ({e.strerror}); "
+                                f"set {ENV_DIR} to a writable folder holding the .h5") from None
     return load_converted(KerasResNet152(), pt).to(device)
 
 

@@ -32,7 +32,9 @@ from spotting_core.soccernet_features import (
     SoccerNetNetwork,
     apply_pca,
     build_network,
+    check_files,
     convert_official_pca,
+    find_keras_h5,
     keras_to_state_dict,
     load_official_pca,
     official_frame_indices,
@@ -306,6 +308,11 @@ def test_missing_files_raise_one_error_naming_what_goes_where(sn_dir):
     with pytest.raises(SpottingError) as e:
         build_network("cpu")
     assert KERAS_H5_FILES[0] in str(e.value) and PCA_PKL not in str(e.value)
+    keras_cache = Path(os.environ["HOME"]) / ".keras" / "models" / KERAS_H5_FILES[1]  # where Keras keeps it
+    keras_cache.parent.mkdir(parents=True)
+    keras_cache.write_bytes(b"")
+    assert find_keras_h5() == keras_cache
+    check_files(pca=True)  # nothing missing now
 
 
 def _tiny_video(path: Path, seconds: float = 1.0) -> Path:
