@@ -9,8 +9,13 @@ Every rerun executes this same file as `__main__`: the router and the shared sid
 import streamlit as st
 
 if __name__ != "__main__":  # imported by `streamlit run` (uvicorn) as the ASGI entry point
+    from streamlit.runtime.pages_manager import PagesManager
+
     from spotting_core.app_support import media_routes
 
+    # pages/ holds the st.navigation pages below, not v1 auto-discovered pages: without this, a
+    # browser that opens /timeline before any session ran this router gets the v1 page list.
+    PagesManager.uses_pages_directory = False
     app = st.App(__file__, routes=media_routes())
 else:
     from pages.common import sidebar

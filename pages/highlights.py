@@ -29,11 +29,13 @@ def _probe(path: str, mtime: float) -> tuple[float | None, float]:
 
 
 c1, c2, c3 = st.columns([3, 2, 2])
-present = sorted(set(events["label"]), key=list(CLASSES_V2).index)
-classes = c1.multiselect("Classes", list(CLASSES_V2), default=[c for c in ("Goal", "Shots on target", "Penalty",
-                         "Red card", "Yellow card", "Corner") if c in present] or present, key="hl_classes")
+start_conf = default_threshold(events, keep=0.1)
+likely = set(events.loc[events["confidence"] >= start_conf, "label"])  # classes with confident events
+preferred = [c for c in ("Goal", "Penalty", "Red card", "Shots on target", "Yellow card", "Corner") if c in likely]
+classes = c1.multiselect("Classes", list(CLASSES_V2), key="hl_classes",
+                         default=preferred or sorted(likely, key=list(CLASSES_V2).index))
 which = c2.radio("Events", ["Accepted only", "Not rejected, above a confidence"], key="hl_which")
-min_conf = c3.slider("Minimum confidence", 0.0, 1.0, default_threshold(events, keep=0.1), 0.01, key="hl_min_conf",
+min_conf = c3.slider("Minimum confidence", 0.0, 1.0, start_conf, 0.01, key="hl_min_conf",
                      disabled=which == "Accepted only")
 d1, d2, d3, d4 = st.columns(4)
 halves = sorted(int(h) for h in match.videos)

@@ -14,7 +14,7 @@ from pages.common import (
     reviewed_events,
     seek_to,
 )
-from spotting_core.app_support import grab_frames, salient_frames, timeline_figure
+from spotting_core.app_support import Match, grab_frames, load_arrays, salient_frames, timeline_figure
 from spotting_core.errors import SpottingError
 from spotting_core.soccernet import CLASSES_V2, FPS
 
@@ -39,8 +39,17 @@ min_conf = top[2].slider("Show events above confidence", 0.0, 1.0, default_thres
 shown = events[(events["confidence"] >= min_conf) & (events["status"] != "rejected")]
 half_events = shown[(shown["half"] == half) & shown["label"].isin(classes)].reset_index(drop=True)
 
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _figure(folder: str, half: int, classes: tuple[str, ...], shown, labels):
+    """The chart, cached per match, half, classes and events (a rerun for a click reuses it)."""
+    arrays = load_arrays(Match(folder=folder, name=""))
+    return timeline_figure(arrays=arrays.get(half), events=shown, labels=labels, half=half, classes=classes)
+
+
 # the figure must not depend on the selection: a changed figure is a new chart, which would lose the zoom
-fig = timeline_figure(arrays=arrays.get(half), events=shown, labels=labels, half=half, classes=classes)
+fig = _figure(match.folder, half, tuple(classes), shown[shown["half"] == half], labels)
 if not arrays.get(half):
     st.caption("No per-frame scores saved with these results: only the events are drawn.")
 state = st.plotly_chart(fig, key="timeline", on_select="rerun", selection_mode="points",
@@ -59,9 +68,9 @@ if points:
     if st.session_state.get("timeline_sel") != signature:
         st.session_state["timeline_sel"] = signature
         custom = p.get("customdata")
-        if custom is not None and len(custom) == 2:  # an event marker: [event_id, position_ms]
+        try:  # an event marker carries [event_id, position_ms]
             seek_to(half, float(custom[1]) / 1000.0, event_id=int(custom[0]))
-        else:
+        except (TypeError, KeyError, IndexError, ValueError):  # a curve point: its time
             seek_to(half, float(p["x"]) * 60.0)
 
 

@@ -380,7 +380,8 @@ def timeline_figure(*, arrays: dict[str, np.ndarray] | None, events: pd.DataFram
             x=ev["position_ms"] / 60000.0, y=ev["confidence"], mode="markers", name="detected events",
             marker={"size": sizes, "symbol": list(symbols), "color": [class_color(c) for c in ev["class_id"]],
                     "line": {"width": 1, "color": "#222"}},
-            customdata=np.stack([np.asarray(ids), ev["position_ms"].to_numpy()], axis=1),
+            # plain lists: numpy arrays travel as binary blobs that selection events do not decode
+            customdata=[[int(i), int(p)] for i, p in zip(ids, ev["position_ms"])],
             text=[f"{lbl} ({st})" for lbl, st in zip(ev["label"], status)],
             hovertemplate="%{text}<br>%{x:.2f} min<br>confidence %{y:.2f}<extra>event</extra>",
         ), row=1, col=1)
@@ -403,7 +404,7 @@ def timeline_figure(*, arrays: dict[str, np.ndarray] | None, events: pd.DataFram
     fig.update_yaxes(title_text="confidence", range=[0, 1.12], row=1, col=1)
     fig.update_xaxes(title_text=f"half {half}, minutes", row=rows, col=1)
     fig.update_layout(height=560 if rows == 2 else 420, margin={"l": 40, "r": 10, "t": 30, "b": 40},
-                      legend={"orientation": "h", "y": 1.08}, uirevision=f"half-{half}", clickmode="event+select",
+                      legend={"orientation": "v", "x": 1.01, "y": 1.0, "font": {"size": 11}}, uirevision=f"half-{half}", clickmode="event+select",
                       hovermode="closest", dragmode="zoom")
     return fig
 

@@ -1,0 +1,242 @@
+"""One real-browser test: headless Debian chromium (pip playwright) against `streamlit run app.py`.
+
+Opens the demo, clicks an event on the timeline and checks the video time moved, accepts an event,
+cuts a reel and fetches it with a Range request, then opens a 90-minute, 17-class match and
+measures the time to the first interactive timeline. Screenshots and timings: tests/artifacts/.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "tests" / "artifacts"
+CHROMIUM = Path("/usr/bin/chromium")
+LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
+
+pytestmark = pytest.mark.browser
+
+# Where a plotly point of the timeline is on screen, and what the chart holds.
+_POINT_JS = """(name) => {
+  const gd = document.querySelector('.js-plotly-plot');
+  if (!gd || !gd._fullData) { return null; }
+  const tr = gd._fullData.find(t => t.name === name);
+  if (!tr || !tr.x || tr.x.length === 0) { return null; }
+  let i = 0;
+  for (let k = 0; k < tr.y.length; k++) { if (tr.y[k] > tr.y[i]) { i = k; } }
+  const xa = gd._fullLayout[tr.xaxis === 'x' ? 'xaxis' : 'xaxis' + tr.xaxis.slice(1)];
+  const ya = gd._fullLayout[tr.yaxis === 'y' ? 'yaxis' : 'yaxis' + tr.yaxis.slice(1)];
+  const r = gd.getBoundingClientRect();
+  return {x: r.left + xa._offset + xa.l2p(tr.x[i]), y: r.top + ya._offset + ya.l2p(tr.y[i]),
+          ms: tr.customdata ? tr.customdata[i][1] : null};
+}"""
+_CHART_JS = """() => {
+  const gd = document.querySelector('.js-plotly-plot');
+  if (!gd || !gd._fullData || !gd.querySelector('canvas')) { return null; }
+  return {traces: gd._fullData.length, names: gd._fullData.map(t => t.name)};
+}"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _full_match(folder: Path) -> Path:
+    """A 90-minute, 17-class results folder: synthetic per-frame scores, saliency, NMS events, labels."""
+    from spotting_core.inference import events_from_scores, nms, write_outputs
+    from spotting_core.synth import generate
+
+    T, C, W = 45 * 60 * 2, 17, 30
+    rng = np.random.default_rng(5)
+    arrays, tables = {}, []
+    for half in (1, 2):
+        noise = rng.standard_normal((T, C)).cumsum(axis=0)
+        noise -= np.convolve(noise[:, 0], np.ones(121) / 121, mode="same")[:, None]
+        scores = (1 / (1 + np.exp(-(noise / 8 - 2)))).astype(np.float32)            # (T, C) in (0, 1)
+        sal = rng.random((T, W)).astype(np.float32)
+        arrays[half] = {"scores": scores, "saliency": sal[:, W // 2], "saliency_windows": sal}
+        tables.append(events_from_scores(nms(scores, window_s=30, threshold=0.05), half=half))
+    import pandas as pd
+
+    write_outputs(folder, pd.concat(tables, ignore_index=True), arrays, url_local="synthetic 90-minute scores")
+    bench = generate(folder / "synth", games=3, seed=1, half_minutes=45.0, dim=16)
+    info = json.loads((bench / "synth.json").read_text())
+    (folder / "Labels-v2.json").write_text((bench / "test" / info["splits"]["test"][0] / "Labels-v2.json").read_text())
+    return folder
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} not installed (`make chromium` or apt-get install chromium)")
+    pytest.importorskip("playwright.sync_api", reason="pip playwright is not installed")
+    from spotting_core.demo import ensure_demo
+
+    cache = ROOT / ".cache" / "test-app"
+    media = tmp_path_factory.mktemp("media-browser")
+    env = dict(os.environ, SPOTTING_CACHE=str(cache), SPOTTING_MEDIA_ROOT=str(media), SPOTTING_AUTOLOAD_DEMO="1")
+    saved = os.environ.get("SPOTTING_CACHE")
+    os.environ["SPOTTING_CACHE"] = str(cache)
+    try:
+        ensure_demo()
+    finally:
+        if saved is None:
+            os.environ.pop("SPOTTING_CACHE")
+        else:
+            os.environ["SPOTTING_CACHE"] = saved
+    _full_match(media / "full_match")
+    port = _free_port()
+    log = open(tmp_path_factory.mktemp("log") / "streamlit.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.address", "127.0.0.1",
+                             "--server.port", str(port), "--server.headless", "true"],
+                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            if proc.poll() is not None or time.time() > deadline:
+                proc.kill()
+                pytest.fail(f"streamlit did not start; see {log.name}")
+            time.sleep(0.5)
+    yield {"base": base, "cache": cache, "media": media, "log": log.name}
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+def _wait(page, js: str, arg=None, *, timeout_s: float = 60.0, what: str = ""):
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        value = page.evaluate(js, arg) if arg is not None else page.evaluate(js)
+        if value:
+            return value
+        page.wait_for_timeout(100)
+    raise AssertionError(f"timed out waiting for {what or js[:60]}")
+
+
+def _nav(page, title: str) -> None:
+    page.locator('[data-testid="stSidebarNav"] a', has_text=title).first.click()
+
+
+def _decisions(cache: Path) -> int:
+    with sqlite3.connect(cache / "review.sqlite") as db:
+        return db.execute("SELECT COUNT(*) FROM decisions WHERE undone = 0").fetchone()[0]
+
+
+def test_demo_timeline_review_reel_and_a_90_minute_match(server):
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
+        page = browser.new_page(viewport={"width": 1440, "height": 1700})
+        page.goto(server["base"], timeout=60_000)
+        page.get_by_text("Demo match (synthetic)").first.wait_for(timeout=90_000)
+        page.screenshot(path=str(ARTIFACTS / "match.png"), full_page=True)
+
+        # Timeline: click the most confident event marker; the player jumps a few seconds before it
+        _nav(page, "Timeline")
+        _wait(page, _CHART_JS, what="the timeline chart")
+        page.wait_for_timeout(500)
+        point = _wait(page, _POINT_JS, "detected events", what="an event marker")
+        assert page.evaluate("() => document.querySelector('video').currentTime") < 1.0
+        page.mouse.click(point["x"], point["y"])
+        target = max(0.0, point["ms"] / 1000 - 3)
+        moved = _wait(page, """(t) => { const v = document.querySelector('video');
+                                  return v && v.currentTime >= t - 0.5 ? v.currentTime : null; }""",
+                      target, timeout_s=30, what="the video to seek")
+        assert target - 0.5 <= moved <= target + 15
+        page.get_by_text("The frames the model weighted most").wait_for(timeout=30_000)
+        page.wait_for_timeout(1000)
+        page.screenshot(path=str(ARTIFACTS / "timeline.png"), full_page=True)
+
+        # Review: accept the current event
+        _nav(page, "Review")
+        accept = page.locator(".st-key-rv_accept button")
+        accept.wait_for(timeout=30_000)
+        before = _decisions(server["cache"])
+        accept.click()
+        _wait(page, "() => true", timeout_s=1)
+        deadline = time.time() + 20
+        while _decisions(server["cache"]) == before and time.time() < deadline:
+            page.wait_for_timeout(200)
+        assert _decisions(server["cache"]) == before + 1
+        page.wait_for_timeout(1500)
+        page.screenshot(path=str(ARTIFACTS / "review.png"), full_page=True)
+
+        # Highlights: every not-rejected event above the default confidence, fast cut, played over HTTP
+        _nav(page, "Highlights")
+        page.get_by_text("Not rejected, above a confidence").click()
+        page.wait_for_timeout(2000)
+        page.screenshot(path=str(ARTIFACTS / "highlights_before.png"), full_page=True)
+        cut = page.locator(".st-key-hl_cut button")
+        cut.wait_for(timeout=30_000)
+        cut.click()
+        src = _wait(page, """() => { const v = [...document.querySelectorAll('video')]
+                                  .find(v => (v.currentSrc || v.src || '').includes('/media-files/cache/reels/'));
+                                  return v ? (v.currentSrc || v.src) : null; }""", timeout_s=90, what="the reel")
+        req = urllib.request.Request(src, headers={"Range": "bytes=0-99"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            assert r.status == 206 and len(r.read()) == 100
+        page.wait_for_timeout(1500)
+        page.screenshot(path=str(ARTIFACTS / "highlights.png"), full_page=True)
+
+        _nav(page, "Models")
+        page.get_by_text("This match against its labels").wait_for(timeout=60_000)
+        page.wait_for_timeout(2000)
+        page.screenshot(path=str(ARTIFACTS / "models.png"), full_page=True)
+
+        # A 90-minute match, 17 classes: time from opening the Timeline page to an interactive chart
+        _nav(page, "Match")
+        page.get_by_role("tab", name="Results folder").click()
+        page.get_by_label("Results folder (under the media root)").fill("full_match")
+        page.locator(".st-key-open_results button").click()
+        page.get_by_text("Open: full_match").first.wait_for(timeout=60_000)
+        t0 = time.perf_counter()
+        _nav(page, "Timeline")
+        _wait(page, _CHART_JS, what="the 90-minute chart")
+        _wait(page, _POINT_JS, "detected events", what="90-minute event markers")
+        t_default = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        page.get_by_text("All 17").click()
+        chart = _wait(page, """() => { const gd = document.querySelector('.js-plotly-plot');
+                                return gd && gd._fullData && gd._fullData.length >= 20 && gd.querySelector('canvas')
+                                       ? gd._fullData.map(t => t.name) : null; }""", what="17 class curves")
+        point = _wait(page, _POINT_JS, "detected events", what="markers of 17 classes")
+        t_all = time.perf_counter() - t1
+        t2 = time.perf_counter()
+        page.mouse.click(point["x"], point["y"])
+        t = int(point["ms"] // 1000)
+        page.wait_for_timeout(3000)
+        page.screenshot(path=str(ARTIFACTS / "timeline_90min.png"), full_page=True)
+        page.get_by_text(f"Moment: half 1, {t // 60:02d}:{t % 60:02d}").wait_for(timeout=30_000)
+        t_click = time.perf_counter() - t2
+        page.wait_for_timeout(800)
+        page.screenshot(path=str(ARTIFACTS / "timeline_90min.png"), full_page=True)
+        browser.close()
+    assert len([n for n in chart if n not in ("detected events", "ground truth", "frame saliency")]) == 17
+    timing = {"page_to_interactive_chart_s": round(t_default, 2), "all_17_classes_redraw_s": round(t_all, 2),
+              "click_to_seek_s": round(t_click, 2), "frames_per_half": 5400 * 2, "classes": 17}
+    (ARTIFACTS / "timeline_timing.json").write_text(json.dumps(timing, indent=2))
+    print("90-minute timeline:", timing)
+    assert t_default < 30 and t_all < 30
