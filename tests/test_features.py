@@ -196,3 +196,20 @@ def test_cli_features_writes_T_by_D(clip, tmp_path, counted):
     arr = np.load(out)
     assert arr.shape == (6, 8) and arr.dtype == np.float32
     assert main(["features", str(clip), "--backbone", "nope", "--out", str(out)]) == 2
+
+
+def test_fold_batchnorm_is_exact_on_a_resnet():
+    from torchvision.models import resnet18
+
+    torch.manual_seed(0)
+    net = resnet18().eval()
+    for m in net.modules():   # non-trivial running statistics
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        want = net(x)
+        got = features.fold_batchnorm(net)(x)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
