@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
 from pages.common import (
@@ -42,14 +44,15 @@ half_events = shown[(shown["half"] == half) & shown["label"].isin(classes)].rese
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def _figure(folder: str, half: int, classes: tuple[str, ...], shown, labels):
-    """The chart, cached per match, half, classes and events (a rerun for a click reuses it)."""
+def _figure(folder: str, stamp: float, half: int, classes: tuple[str, ...], shown, labels):
+    """The chart, cached per results (and their time stamp), half, classes and events (a click reuses it)."""
     arrays = load_arrays(Match(folder=folder, name=""))
     return timeline_figure(arrays=arrays.get(half), events=shown, labels=labels, half=half, classes=classes)
 
 
 # the figure must not depend on the selection: a changed figure is a new chart, which would lose the zoom
-fig = _figure(match.folder, half, tuple(classes), shown[shown["half"] == half], labels)
+stamp = max((p.stat().st_mtime for p in Path(match.folder).glob(f"{half}_*.npy")), default=0.0)
+fig = _figure(match.folder, stamp, half, tuple(classes), shown[shown["half"] == half], labels)
 if not arrays.get(half):
     st.caption("No per-frame scores saved with these results: only the events are drawn.")
 state = st.plotly_chart(fig, key="timeline", on_select="rerun", selection_mode="points",

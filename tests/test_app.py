@@ -318,3 +318,35 @@ def test_refresh_reopens_the_match_from_the_url(env):
     again.query_params["match"] = mid
     again.run()
     assert Match(**again.session_state["match"]).match_id == mid
+
+
+def test_demo_video_features_and_labels_are_aligned(env):
+    from spotting_core.demo import DEMO_BENCHMARK, VIDEO_FPS
+    from spotting_core.soccernet import read_labels
+    from spotting_core.video import probe
+
+    demo = env["demo"]
+    seconds = DEMO_BENCHMARK["half_minutes"] * 60
+    for half in (1, 2):
+        info = probe(demo / f"{half}_demo.mp4")
+        assert info.video_codec == "h264" and info.fps == VIDEO_FPS
+        assert abs(info.duration - seconds) < 1.0
+        assert np.load(demo / f"{half}_synth512.npy", mmap_mode="r").shape == (int(seconds * 2), 512)
+        assert np.load(demo / f"{half}_scores.npy").shape == (int(seconds * 2), 17)
+        assert np.load(demo / f"{half}_saliency_windows.npy").shape[0] == int(seconds * 2)
+    labels = read_labels(demo / "Labels-v2.json")
+    assert len(labels) > 10 and labels["position_ms"].max() < seconds * 1000
+    meta = json.loads((demo / "match.json").read_text())
+    assert meta["synthetic"] is True and meta["kind"] == "demo"
+
+
+def test_upload_is_stored_in_the_cache_and_a_bad_one_is_reported(env):
+    at = _app("pages/match.py")
+    at.radio(key="video_source").set_value("Upload").run()
+    at.file_uploader(key="video_upload").upload("broken.mp4", b"not a video at all" * 100, "video/mp4").run()
+    assert not at.exception
+    stored = list((env["cache"] / "uploads").glob("*_broken.mp4"))
+    assert len(stored) == 1
+    at.button(key="open_video").click().run()
+    assert "broken.mp4" in _texts(at, "error")
+    assert not at.exception
