@@ -203,3 +203,28 @@ def test_real_clip_fast_and_exact(shared_data, tmp_path):
     gop = float(np.max(np.diff(np.append(kf, vid.probe(clip).duration))))
     assert 2.2 - 0.05 <= vid.probe(fast).duration <= 2.2 + gop + 0.05
     assert vid.probe(fast).has_audio and vid.probe(exact).has_audio
+
+
+def test_spot_then_reel_on_a_real_clip(shared_data, tmp_path):
+    """Video -> features (mobilenetv2-offline) -> NetVLAD++ (random weights: the pipeline, not the
+    accuracy) -> results_spotting.json -> a reel cut from those events."""
+    import shutil
+
+    import torch
+
+    from spotting_core.models import build_model, save_checkpoint
+    from spotting_core.spot import spot_path
+
+    clip = tmp_path / "clip.mp4"
+    shutil.copy(shared_data / "video" / "mvfoul" / "action_2" / "clip_0.mp4", clip)
+    torch.manual_seed(0)
+    ckpt = save_checkpoint(tmp_path / "nv.pt", build_model("netvlad++", input_dim=1280),
+                           classes=soccernet.CLASSES_V2, feature_name="mobilenetv2-offline")
+    out = spot_path(clip, checkpoint=ckpt)
+    results = out / soccernet.RESULTS_FILE
+    events = soccernet.read_results(results)
+    assert len(events) > 0 and (events["position_ms"] <= 5040).all()
+    assert (tmp_path / "clip" / "1_mobilenetv2-offline.npy").is_file()        # features cached beside it
+    reel = hl.reel_command(clip, events=results, out=tmp_path / "reel.mp4", min_confidence=0.0, pre=1, post=1)
+    info = vid.probe(reel)
+    assert info.has_audio and 0.5 < info.duration <= 5.1
