@@ -1,7 +1,7 @@
 """Blocks shared by at least two models.
 
     NetVLAD(num_clusters=K, dim=D)     (B, T, D) -> (B, D*K): learnable temporal pooling
-    windowed_sum(x, length)            sums of every window of `length` rows (float64)
+    windowed_sum(x, length)            sums of every window of `length` rows, summed directly
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ NORM_EPS = 1e-12  # F.normalize's default eps: a vector is divided by max(||v||,
 def windowed_sum(x: torch.Tensor, length: int) -> torch.Tensor:
     """Sums of the windows x[s : s + length] along dim 0, for s = 0 .. len(x) - length.
 
-    (N, ...) -> (N - length + 1, ...), accumulated in float64. Summed directly over a strided view
-    (no cumulative sums, so no cancellation), which is also faster than cumsum on CPU.
+    (N, ...) -> (N - length + 1, ...), in x's dtype. Summed directly over a strided view: no
+    cumulative sums, so no cancellation between far-apart frames (and faster than cumsum on CPU).
     """
-    return x.double().unfold(0, length, 1).sum(-1)
+    return x.unfold(0, length, 1).sum(-1)
 
 
 class NetVLAD(nn.Module):
@@ -67,7 +67,7 @@ class NetVLAD(nn.Module):
 
         The aggregation is a sum over frames, so windows share the work instead of redoing it:
           numerator  sum_d W[c,d,k] v[d,k] = sum_t a[t,k] (W[c,:,k] . x[t]) - A[k] (W[c,:,k] . c2[:,k])
-                     -> one per-frame projection, then windowed sums (float64);
+                     -> one per-frame projection (the one big matmul), then windowed sums;
           norms      ||v[:,k]||^2 = sum_{i,j} a[i,k] a[j,k] x[i].x[j] - 2 A[k] sum_t a[t,k] x[t].c2[:,k]
                                     + A[k]^2 ||c2[:,k]||^2, with A[k] = sum_t a[t,k]
                      -> the banded Gram matrix x[i].x[i+delta], delta < length, then windowed sums
@@ -83,17 +83,18 @@ class NetVLAD(nn.Module):
         # numerator: per-frame projection on each class's cluster block, summed over windows
         proj = (xn @ weight.permute(1, 0, 2).reshape(self.dim, C * K)).view(-1, C, K)  # (N, C, K)
         num = windowed_sum(proj * a[:, None, :], length)                      # (n, C, K)
-        asum = windowed_sum(a, length)                                        # (n, K)
-        num -= asum[:, None, :] * torch.einsum("cdk,dk->ck", weight, c2).double()[None]
         # squared norms of the residual sums, from the banded Gram matrix, all in float64
         xd, ad, c2d = xn.double(), a.double(), c2.double()
+        asum = windowed_sum(ad, length)                                       # (n, K)
         cross = windowed_sum(ad * (xd @ c2d), length)                         # (n, K)
         quad = self._windowed_quadratic(xd, ad, length)                       # (n, K)
         sq = quad - 2.0 * asum * cross + asum ** 2 * (c2d ** 2).sum(0)[None]
         norm = sq.clamp_min(0.0).sqrt()                                       # (n, K)
         scale = 1.0 / norm.clamp_min(NORM_EPS)                                # intra-normalisation
         total = (norm * scale).pow(2).sum(1).sqrt().clamp_min(NORM_EPS)       # (n,) the global norm
-        return torch.einsum("nck,nk->nc", num, scale) / total[:, None]
+        centre_term = torch.einsum("cdk,dk->kc", weight, c2).double()         # (K, C): W[c,:,k] . c2[:,k]
+        out = torch.bmm(num.double(), scale[:, :, None])[:, :, 0] - (asum * scale) @ centre_term
+        return out / total[:, None]
 
     @staticmethod
     def _windowed_quadratic(x: torch.Tensor, a: torch.Tensor, length: int) -> torch.Tensor:

@@ -155,14 +155,14 @@ class TemporalPooling(SpottingModel):
         x = self._reduce(feats)[idx]                            # (T + W - 1, D'), per frame
         half = W // 2
         segments = [(0, half), (half, W - half)] if self.split else [(0, W)]  # (offset, length)
-        weight, bias = self.fc.weight, self.fc.bias             # (1 + C, P), (1 + C,)
+        weight, bias = self.fc.weight[1:], self.fc.bias[1:]    # (C, P), (C,): background not needed
         if self.pool == "netvlad":
             layers = [self.pool_layer_before, self.pool_layer_after] if self.split else [self.pool_layer]
-            logits = bias.double()[None].expand(T, -1).clone()  # (T, 1 + C)
+            logits = bias.double()[None].expand(T, -1).clone()  # (T, C)
             start = 0
             for (offset, length), layer in zip(segments, layers):
                 size = layer.dim * layer.num_clusters
-                w = weight[:, start:start + size].reshape(-1, layer.dim, layer.num_clusters)  # (1 + C, D, K)
+                w = weight[:, start:start + size].reshape(-1, layer.dim, layer.num_clusters)  # (C, D, K)
                 logits += layer.sliding_linear(x[offset:offset + T + length - 1], w, length=length)
                 start += size
             logits = logits.float()
@@ -175,8 +175,8 @@ class TemporalPooling(SpottingModel):
                 else:
                     p = F.avg_pool1d(seq, length, stride=1)
                 pooled.append(p[0].T)                               # (T, D)
-            logits = self.fc(torch.cat(pooled, dim=1))              # (T, 1 + C)
-        return {"scores": torch.sigmoid(logits[:, 1:])}
+            logits = F.linear(torch.cat(pooled, dim=1), weight, bias)  # (T, C)
+        return {"scores": torch.sigmoid(logits)}
 
 
 class NetVLADpp(TemporalPooling):
