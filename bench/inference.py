@@ -1,6 +1,6 @@
 """Whole-half inference speed: the official baselines' way against each model's `sequence_scores`.
 
-    .venv/bin/python bench/inference.py [--json] [--frames 5400] [--dim 512] [--repeats 3]
+    .venv/bin/python bench/inference.py [--json] [--frames 5400] [--dim 512] [--repeats 3] [--threads N]
 
 For one 45-minute half (5,400 frames at 2 fps, random 512-d features) and every registered model
 (random init, eval mode):
@@ -17,6 +17,10 @@ used (less sensitive to other processes), and the max |naive - ours| over the (T
 "exact" (a faster path that must match the naive scores to 1e-5), or "own" (the model decodes its
 own way, e.g. RMS-Net places each clip's scores at its regressed frame, so the scores differ by
 design).
+
+Both paths use torch's intra-op threads. When other processes oversubscribe the CPU, every
+multi-threaded op waits at its barrier for a descheduled thread, which hurts the fast path (many
+small ops) more than the naive one (few big ops): `--threads 1` then gives the per-core figure.
 
 Goal (issue 3): NetVLAD++ at least 5x faster with the same scores to 1e-5. Exit code 1 when an
 exact override differs by more than 1e-5 or NetVLAD++ misses 5x.
@@ -79,7 +83,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dim", type=int, default=512)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--models", nargs="+", default=list(MODELS), help="default: every registered model")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads (default: torch's own); 1 is the fair figure on an oversubscribed CPU")
     args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     feats = torch.randn(args.frames, args.dim, generator=torch.Generator().manual_seed(0))
     rows = []

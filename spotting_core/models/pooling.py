@@ -22,8 +22,8 @@ anywhere in the clip is a positive, background if none (the official SoccerNetCl
 multi-label BCE with logits.
 
 Whole-half inference (`sequence_scores`) centres a window on every frame (stride 1, edge frames
-repeated) and is computed exactly but without re-pooling each window: max/mean by 1-D pooling
-over the padded half, NetVLAD through windowed sums (`NetVLAD.sliding_linear`).
+repeated) and is computed exactly but without cutting the half into clips: max/mean over strided
+windows of the padded half, NetVLAD through windowed sums (`NetVLAD.sliding_linear`).
 
 `import_official_checkpoint` converts an official checkpoint ({epoch, state_dict, best_loss,
 optimizer}) into ours; the module names here are the official ones, so the weights map one to one.
@@ -169,12 +169,8 @@ class TemporalPooling(SpottingModel):
         else:
             pooled = []
             for offset, length in segments:
-                seq = x[offset:offset + T + length - 1].T[None]    # (1, D, T + length - 1)
-                if self.pool == "max":
-                    p = F.max_pool1d(seq, length, stride=1)
-                else:
-                    p = F.avg_pool1d(seq, length, stride=1)
-                pooled.append(p[0].T)                               # (T, D)
+                windows = x[offset:offset + T + length - 1].unfold(0, length, 1)  # (T, D, length) view
+                pooled.append(windows.amax(-1) if self.pool == "max" else windows.mean(-1))  # (T, D)
             logits = F.linear(torch.cat(pooled, dim=1), weight, bias)  # (T, C)
         return {"scores": torch.sigmoid(logits)}
 
