@@ -132,6 +132,9 @@ class Config:
     inference_stride: int = 0                    # 0 = non-overlapping clips (official); 1 = every frame
     nms_window_s: float = 4.0                    # official NMS: drop same-class spots with |dt| < 2 s
     nms_threshold: float = 1e-3                  # frames no clip pointed to score 0
+    lr: float = 1e-3                             # training defaults of the authors' feature code
+    batch_size: int = 64
+    epochs: int = 50
 
 
 class RMSNet(SpottingModel):

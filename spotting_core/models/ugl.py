@@ -171,6 +171,9 @@ class Config:
     focal_alpha: float = 0.25       # weight of the K event classes; background gets 1 - alpha
     nms_window_s: float = 1.0
     nms_threshold: float = 0.01
+    lr: float = 1e-3                # training defaults of the authors' train_e2e.py
+    batch_size: int = 8
+    epochs: int = 50
 
 
 class UGL(SpottingModel):
