@@ -315,8 +315,10 @@ def _check_out(video: Path, out: Path) -> None:
 
 def render_reel(video: str | os.PathLike, plan: ReelPlan, out: str | os.PathLike, *, mode: str = "fast",
                 progress: Progress | None = None, caption: bool = False, title: str | None = None,
-                fade_s: float = 0.0) -> Path:
-    """Cut and join the plan's segments into `out` (a temp file in out's folder, renamed at the end)."""
+                fade_s: float = 0.0, faststart: bool = True) -> Path:
+    """Cut and join the plan's segments into `out` (a temp file in out's folder, renamed at the end).
+
+    faststart (MP4): index at the front so the reel plays while it downloads; costs one rewrite."""
     video, out = Path(video), Path(out)
     _check_out(video, out)
     if mode not in ("fast", "exact"):
@@ -325,7 +327,6 @@ def render_reel(video: str | os.PathLike, plan: ReelPlan, out: str | os.PathLike
         raise SpottingError(f"{video}: no events left after filtering: nothing to put in a reel")
     if (caption or title or fade_s) and mode != "exact":
         raise SpottingError("captions, title cards and fades need --mode exact (fast mode never re-encodes)")
-    info = vid.probe(video)
     out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out.stem}.", dir=out.parent))
     tmp_out = work / f"reel{out.suffix}"
@@ -335,6 +336,7 @@ def render_reel(video: str | os.PathLike, plan: ReelPlan, out: str | os.PathLike
         else:
             parts = []
             n = len(plan.segments)
+            info = vid.probe(video) if mode == "exact" else None   # fast mode needs no probe
             for i, s in enumerate(plan.segments):
                 if progress:
                     progress(i / (n + 1), f"cutting segment {i + 1}/{n} ({mode})")
@@ -344,7 +346,7 @@ def render_reel(video: str | os.PathLike, plan: ReelPlan, out: str | os.PathLike
                 parts.append(part)
             if progress:
                 progress(n / (n + 1), "joining segments")
-            vid.concat(parts, tmp_out)
+            vid.concat(parts, tmp_out, faststart=faststart)
         os.replace(tmp_out, out)
     finally:
         shutil.rmtree(work, ignore_errors=True)

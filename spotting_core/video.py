@@ -282,7 +282,10 @@ def run_ffmpeg(args: Sequence[str], *, what: str) -> None:
         raise SpottingError(f"{what}: ffmpeg failed ({_ffmpeg_error_line(r.stderr, Path(what))})")
 
 
-def _maps(info: VideoInfo) -> list[str]:
+def _maps(info: VideoInfo | None) -> list[str]:
+    """The first video stream and the first audio stream (when there is one; `?` = optional)."""
+    if info is None:
+        return ["-map", "0:v:0", "-map", "0:a:0?"]
     return ["-map", "0:v:0"] + (["-map", "0:a:0"] if info.has_audio else [])
 
 
@@ -290,7 +293,6 @@ def cut_copy(src: str | os.PathLike, out: str | os.PathLike, *, start: float, en
              info: VideoInfo | None = None) -> Path:
     """Stream-copy [start, end) without re-encoding. The video starts at the keyframe at or before
     `start` (up to one GOP early); all streams are shifted together, so audio stays in sync."""
-    info = info or probe(src)
     run_ffmpeg(["-ss", f"{max(start, 0.0):.6f}", "-t", f"{end - start:.6f}", "-i", str(src), *_maps(info),
                 "-c", "copy", "-avoid_negative_ts", "make_zero", "-map_metadata", "-1", str(out)],
                what=str(src))
@@ -316,8 +318,9 @@ def cut_exact(src: str | os.PathLike, out: str | os.PathLike, *, start: float, e
     return Path(out)
 
 
-def concat(parts: Sequence[str | os.PathLike], out: str | os.PathLike) -> Path:
-    """Join segments cut with the same settings (concat demuxer, stream copy)."""
+def concat(parts: Sequence[str | os.PathLike], out: str | os.PathLike, *, faststart: bool = True) -> Path:
+    """Join segments cut with the same settings (concat demuxer, stream copy). faststart moves the MP4
+    index to the front (playable while downloading) at the cost of rewriting the file once."""
     out = Path(out)
     listing = out.with_name(f".{out.name}.concat.txt")
     lines = []
@@ -326,7 +329,7 @@ def concat(parts: Sequence[str | os.PathLike], out: str | os.PathLike) -> Path:
         lines.append(f"file '{escaped}'")
     listing.write_text("\n".join(lines) + "\n", encoding="utf-8")
     try:
-        extra = ["-movflags", "+faststart"] if out.suffix.lower() in (".mp4", ".mov", ".m4v") else []
+        extra = ["-movflags", "+faststart"] if faststart and out.suffix.lower() in (".mp4", ".mov", ".m4v") else []
         run_ffmpeg(["-f", "concat", "-safe", "0", "-i", str(listing), "-map", "0", "-c", "copy", *extra, str(out)],
                    what=str(out))
     finally:
