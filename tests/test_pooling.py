@@ -183,7 +183,9 @@ def test_import_official_through_the_cli(shared_data, tmp_path, capsys):
 def test_import_official_without_log_and_checks_against_the_log(shared_data, tmp_path):
     bare = tmp_path / "model.pth.tar"
     shutil.copy(shared_data / OFFICIAL, bare)  # no model.log next to it: our NMS default
-    _, meta = load_checkpoint(import_official_checkpoint(bare, tmp_path / "a.ckpt"))
+    written = import_official_checkpoint(bare, tmp_path)  # a folder: a file named after the source
+    assert written == tmp_path / "model-maxpool.ckpt"
+    _, meta = load_checkpoint(written)
     assert meta["config"]["nms_window_s"] == 30.0 and meta["config"]["window_s"] == 20.0
     with pytest.raises(SpottingError, match="pool MAX, not netvlad"):
         import_official_checkpoint(shared_data / OFFICIAL, tmp_path / "b.ckpt", pool="netvlad++")

@@ -274,7 +274,7 @@ def import_official_checkpoint(path, out, *, pool: str = "maxpool", window_s: fl
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for a bad file
-        raise SpottingError(f"{path}: not a readable torch file ({type(e).__name__}: {str(e).splitlines()[0][:120]})") from None
+        raise SpottingError(f"{path}: not a readable torch file ({type(e).__name__})") from None
     sd = ckpt.get("state_dict") if isinstance(ckpt, dict) else None
     if not isinstance(sd, dict) or not sd or not all(torch.is_tensor(v) for v in sd.values()):
         raise SpottingError(f"{path}: not an official SoccerNet checkpoint (expected a dict with a 'state_dict' of tensors)")
@@ -316,4 +316,10 @@ def import_official_checkpoint(path, out, *, pool: str = "maxpool", window_s: fl
     extra = {"source": str(path), "epoch": ckpt.get("epoch"), "official_log": log}
     if ckpt.get("best_loss") is not None:
         extra["best_loss"] = float(ckpt["best_loss"])
-    return save_checkpoint(out, model, classes=classes, feature_name=feature_name, extra=extra)
+    out = Path(out)
+    if out.is_dir():
+        out = out / f"{log_path.stem}-{name}.ckpt"
+    try:
+        return save_checkpoint(out, model, classes=classes, feature_name=feature_name, extra=extra)
+    except (OSError, RuntimeError) as e:  # torch.save raises RuntimeError for an unwritable path
+        raise SpottingError(f"{out}: cannot write the checkpoint ({str(e).splitlines()[0][:120]})") from None
