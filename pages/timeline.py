@@ -47,7 +47,8 @@ half_events = shown[(shown["half"] == half) & shown["label"].isin(classes)].rese
 def _figure(folder: str, stamp: float, half: int, classes: tuple[str, ...], shown, labels):
     """The chart, cached per results (and their time stamp), half, classes and events (a click reuses it)."""
     arrays = load_arrays(Match(folder=folder, name=""))
-    return timeline_figure(arrays=arrays.get(half), events=shown, labels=labels, half=half, classes=classes)
+    fig = timeline_figure(arrays=arrays.get(half), events=shown, labels=labels, half=half, classes=classes)
+    return fig.to_plotly_json()
 
 
 # the figure must not depend on the selection: a changed figure is a new chart, which would lose the zoom

@@ -343,7 +343,7 @@ def downsample_max(values: np.ndarray, max_points: int) -> tuple[np.ndarray, np.
 
 def timeline_figure(*, arrays: dict[str, np.ndarray] | None, events: pd.DataFrame, labels: pd.DataFrame | None,
                     half: int, classes: Iterable[str], all_classes: Sequence[str] = CLASSES_V2, fps: float = FPS,
-                    max_points: int = 1500, selected_event: int | None = None):
+                    max_points: int = 1200, selected_event: int | None = None):
     """The per-class confidence chart of one half (minutes on x) with events, labels and saliency.
 
     Every trace is WebGL (Scattergl) and each curve is max-downsampled to `max_points`, so a

@@ -134,6 +134,14 @@ def _wait(page, js: str, arg=None, *, timeout_s: float = 60.0, what: str = ""):
     raise AssertionError(f"timed out waiting for {what or js[:60]}")
 
 
+def _click_point(page, point) -> None:
+    """Hover first (plotly's WebGL traces pick the clicked point from the hover), then click."""
+    page.mouse.move(point["x"] - 20, point["y"] - 20)
+    page.mouse.move(point["x"], point["y"], steps=5)
+    page.wait_for_timeout(400)
+    page.mouse.click(point["x"], point["y"])
+
+
 def _nav(page, title: str) -> None:
     page.locator('[data-testid="stSidebarNav"] a', has_text=title).first.click()
 
@@ -160,7 +168,7 @@ def test_demo_timeline_review_reel_and_a_90_minute_match(server):
         page.wait_for_timeout(500)
         point = _wait(page, _POINT_JS, "detected events", what="an event marker")
         assert page.evaluate("() => document.querySelector('video').currentTime") < 1.0
-        page.mouse.click(point["x"], point["y"])
+        _click_point(page, point)
         target = max(0.0, point["ms"] / 1000 - 3)
         moved = _wait(page, """(t) => { const v = document.querySelector('video');
                                   return v && v.currentTime >= t - 0.5 ? v.currentTime : null; }""",
@@ -181,6 +189,13 @@ def test_demo_timeline_review_reel_and_a_90_minute_match(server):
         while _decisions(server["cache"]) == before and time.time() < deadline:
             page.wait_for_timeout(200)
         assert _decisions(server["cache"]) == before + 1
+        # K toggles play/pause of the page's video (keyboard-driven review, no server round trip)
+        page.wait_for_selector("video", timeout=30_000)
+        paused = page.evaluate("() => document.querySelector('video').paused")
+        page.get_by_role("heading", name="Review").first.click()  # focus the page, not a widget
+        page.keyboard.press("k")
+        _wait(page, "(p) => document.querySelector('video').paused !== p", paused, timeout_s=10,
+              what="K to toggle play/pause")
         page.wait_for_timeout(1500)
         page.screenshot(path=str(ARTIFACTS / "review.png"), full_page=True)
 
@@ -225,7 +240,7 @@ def test_demo_timeline_review_reel_and_a_90_minute_match(server):
         point = _wait(page, _POINT_JS, "detected events", what="markers of 17 classes")
         t_all = time.perf_counter() - t1
         t2 = time.perf_counter()
-        page.mouse.click(point["x"], point["y"])
+        _click_point(page, point)
         t = int(point["ms"] // 1000)
         page.wait_for_timeout(3000)
         page.screenshot(path=str(ARTIFACTS / "timeline_90min.png"), full_page=True)
