@@ -13,7 +13,7 @@ The cache follows the SoccerNet layout: `<game>/<half>_<backbone>.npy` (+ a smal
 JSON with the cache key: backbone, fps, the file's size, mtime and a hash of its head and tail, and
 the time window of the half). A video named like SoccerNet's (`1_224p.mkv`) caches in its own
 folder; any other `match.mp4` caches in `match/` beside it. An unwritable folder (read-only data)
-falls back to `$SPOTTING_CACHE_DIR` or `~/.cache/spotting_core/features/`.
+falls back to `$SPOTTING_CACHE/features/` (default `~/.cache/spotting/features/`, the app's cache).
 """
 
 from __future__ import annotations
@@ -345,7 +345,7 @@ def cache_dir(video: str | os.PathLike) -> Path:
 
 
 def _fallback_dir(video: Path) -> Path:
-    root = os.environ.get("SPOTTING_CACHE_DIR") or Path.home() / ".cache" / "spotting_core" / "features"
+    root = Path(os.environ.get("SPOTTING_CACHE") or Path.home() / ".cache" / "spotting") / "features"
     digest = hashlib.sha1(str(video.resolve()).encode()).hexdigest()[:16]
     return Path(root) / f"{video.stem}-{digest}"
 

@@ -185,9 +185,9 @@ def test_read_only_folder_falls_back(clip, tmp_path, counted, monkeypatch):
     video = ro / "m.mp4"
     shutil.copy(clip, video)
     monkeypatch.setattr(features, "_writable_dir", lambda folder: folder != ro / "m")
-    monkeypatch.setenv("SPOTTING_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("SPOTTING_CACHE", str(tmp_path / "cache"))
     features.extract_cached(video, backbone=TINY)
-    assert list((tmp_path / "cache").glob("m-*/1_tiny-test.npy"))
+    assert list((tmp_path / "cache" / "features").glob("m-*/1_tiny-test.npy"))
 
 
 def test_cli_features_writes_T_by_D(clip, tmp_path, counted):
