@@ -87,12 +87,14 @@ def cmd_features(args) -> int:
 
 
 def cmd_reel(args) -> int:
-    from spotting_core.highlights import reel_command
+    from spotting_core.highlights import make_reel, reel_summary
 
-    out = reel_command(args.video, events=args.events, out=args.out, mode=args.mode, pre=args.pre,
-                       post=args.post, classes=args.classes, min_confidence=args.min_confidence,
-                       half=args.half, max_duration=args.max_duration)
-    print(out)
+    plan = make_reel(args.video, events=args.events, out=args.out, mode=args.mode, pre=args.pre,
+                     post=args.post, classes=args.classes, min_confidence=args.min_confidence,
+                     half=args.half, max_duration=args.max_duration)
+    print(f"reel: {reel_summary(plan)}; edit lists beside it (.csv .losslesscut.csv .edl .srt .vtt "
+          ".results_spotting.json)", file=sys.stderr)
+    print(args.out)
     return 0
 
 
