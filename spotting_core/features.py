@@ -461,12 +461,13 @@ def extract_cached(video, *, backbone: str, fps: float = 2.0, device: str | torc
     net = load_network(bb, device=device) if todo else None
     results = []
     done = [0]   # frames extracted in the halves before this one
+    remaining = iter(counts)
     try:
         for path, half, start, duration, key, npy, cached in plans:
             if cached is not None:
                 results.append(cached)
                 continue
-            count, last = counts[todo.index(next(p for p in todo if p[5] == npy))], [0]
+            count, last = next(remaining), [0]
 
             def tick(frac: float, text: str, _count=count, _last=last, _half=half) -> None:
                 n = int(round(frac * _count))
