@@ -51,8 +51,8 @@ def test_parameter_counts():
 def test_config_defaults():
     m = build_model("ugl")
     assert m.clip_frames == 100 and m.output_mode == "sequence"
-    assert (m.cfg.focal_gamma, m.cfg.focal_alpha) == (5.0, 0.25)
-    assert m.focal_alpha.tolist() == pytest.approx([0.25] * 17 + [0.75])
+    assert (m.cfg.focal_gamma, m.cfg.focal_alpha) == (5.0, 0.75)
+    assert m.focal_alpha.tolist() == pytest.approx([0.75] * 17 + [0.25])
 
 
 def test_hard_selection_picks_the_above_average_entities():
