@@ -32,7 +32,11 @@ its regression points to, frame_k = round(start_k + offset_k * T - 0.5), clamped
 several clips point to the same frame each class keeps its maximum (one scatter_reduce, no Python loop
 per clip). Frames no clip points to score 0. The official code keeps only each clip's arg-max class
 when it is not background; we keep every class's probability and let NMS (a 4 s window, i.e. the
-official |dt| < 2000 ms suppression) pick the peaks.
+official |dt| < 2000 ms suppression) pick the peaks. One measurement on the synthetic benchmark
+(`synth.generate(games=10, seed=0, timelines=<the shared valid labels>, half_minutes=20)`, the model
+after 2 epochs of `train.fit`, test split): non-overlapping clips + 4 s NMS 0.257 loose / 0.071 tight
+Average-mAP; stride 1 + 4 s NMS 0.186 / 0.098; stride 1 + 20 s NMS 0.291 / 0.074 (max-pool baseline
+after 10 epochs: 0.071 / 0.014).
 
 Masking M(p, q) (`augment`, training only). The paper's full text was not reachable from here; the
 definition below follows the issue's: with probability p = 1/3, a clip holding an event has the fraction
