@@ -70,8 +70,8 @@ class NetVLAD(nn.Module):
                      -> one per-frame projection (the one big matmul), then windowed sums;
           norms      ||v[:,k]||^2 = sum_{i,j} a[i,k] a[j,k] x[i].x[j] - 2 A[k] sum_t a[t,k] x[t].c2[:,k]
                                     + A[k]^2 ||c2[:,k]||^2, with A[k] = sum_t a[t,k]
-                     -> the banded Gram matrix x[i].x[i+delta], delta < length, then windowed sums
-                        per delta (float64);
+                     -> the banded Gram matrix x[i].x[i+delta], delta < length, then masked
+                        windowed sums (float64, `_windowed_quadratic`);
           the two normalisations then only rescale each cluster's term and the sum.
         """
         K, n = self.num_clusters, x.shape[0] - length + 1
@@ -88,10 +88,11 @@ class NetVLAD(nn.Module):
         asum = windowed_sum(ad, length)                                       # (n, K)
         cross = windowed_sum(ad * (xd @ c2d), length)                         # (n, K)
         quad = self._windowed_quadratic(xd, ad, length)                       # (n, K)
-        sq = quad - 2.0 * asum * cross + asum ** 2 * (c2d ** 2).sum(0)[None]
-        norm = sq.clamp_min(0.0).sqrt()                                       # (n, K)
-        scale = 1.0 / norm.clamp_min(NORM_EPS)                                # intra-normalisation
-        total = (norm * scale).pow(2).sum(1).sqrt().clamp_min(NORM_EPS)       # (n,) the global norm
+        # ||v_k||^2 = quad - 2 A cross + A^2 ||c2_k||^2, in few ops (each op costs on a busy CPU)
+        sq = torch.addcmul(quad, asum, torch.add(asum * (c2d * c2d).sum(0), cross, alpha=-2.0))
+        norm = sq.clamp_min_(0.0).sqrt_()                                     # (n, K)
+        scale = norm.clamp_min(NORM_EPS).reciprocal_()                        # intra-normalisation
+        total = torch.linalg.vector_norm(norm * scale, dim=1).clamp_min_(NORM_EPS)  # (n,) the global norm
         centre_term = torch.einsum("cdk,dk->kc", weight, c2).double()         # (K, C): W[c,:,k] . c2[:,k]
         out = torch.bmm(num.double(), scale[:, :, None])[:, :, 0] - (asum * scale) @ centre_term
         return out / total[:, None]
@@ -100,14 +101,19 @@ class NetVLAD(nn.Module):
     def _windowed_quadratic(x: torch.Tensor, a: torch.Tensor, length: int) -> torch.Tensor:
         """sum_{i,j in window} a[i,k] a[j,k] x[i].x[j] for every window: (N, D), (N, K) -> (n, K).
 
-        One pass per lag delta < length (not per window): the pairs (i, i+delta) of a window
-        starting at s are those with i in [s, s + length - delta).
+        A window starting at s holds the pairs (i, i + delta) = (s + m, s + m + delta) with
+        m + delta < L. So, with mask[delta, m] = [m + delta < L] (x2 off the diagonal):
+            w[i, k, m] = a[i,k] sum_delta a[i+delta, k] x[i].x[i+delta] mask[delta, m]   (one bmm)
+            result[s, k] = sum_m w[s + m, k, m]                                          (a strided sum)
+        A handful of large ops, not one per lag: many small multi-threaded ops stall on a busy CPU.
         """
-        N, n = x.shape[0], x.shape[0] - length + 1
-        xz = torch.cat([x, x.new_zeros(length - 1, x.shape[1])])              # zero rows past the end
-        gram = torch.einsum("nd,ndl->nl", x, xz.unfold(0, length, 1))        # (N, L): x[i].x[i+delta]
-        out = windowed_sum(a * a * gram[:, :1], length)                       # delta = 0: the diagonal
-        for delta in range(1, length):
-            pairs = a[:N - delta] * a[delta:] * gram[:N - delta, delta:delta + 1]  # (N - delta, K)
-            out += 2.0 * windowed_sum(pairs, length - delta)[:n]
-        return out
+        N, K = a.shape
+        L, n = length, N - length + 1
+        xz = torch.cat([x, x.new_zeros(L - 1, x.shape[1])])                   # zero rows past the end
+        gram = torch.bmm(x[:, None, :], xz.unfold(0, L, 1))[:, 0]            # (N, L): x[i].x[i+delta]
+        d = torch.arange(L, device=x.device)
+        mask = ((d[:, None] + d[None]) < L).to(x.dtype) * torch.where(d == 0, 1.0, 2.0).to(x.dtype)[:, None]
+        az = torch.cat([a, a.new_zeros(L - 1, K)])
+        w = torch.bmm(az.unfold(0, L, 1), gram[:, :, None] * mask)           # (N, K, L): over delta
+        w = (w * a[:, :, None]).contiguous()
+        return w.as_strided((n, K, L), (K * L, L, K * L + 1)).sum(-1)         # w[s + m, k, m] summed over m
