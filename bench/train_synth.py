@@ -71,7 +71,7 @@ def run(args) -> list[dict]:
     for name in names:
         cfg = TrainConfig(model=name, data=str(data), features=feature_name(args.dim),
                           out=str(work / f"{name}.pt"), epochs=args.epochs, seed=args.seed, device="cpu",
-                          eval_every=args.eval_every, max_train_s=args.time_budget)
+                          eval_every=args.eval_every, max_train_s=args.time_budget or None)
         result = fit(cfg)
         model, _ = load_checkpoint(cfg.out)
         rows.append({"model": name, "a_mAP_loose": round(result["test"]["loose"], 4),
@@ -86,12 +86,12 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--json", action="store_true")
     p.add_argument("--games", type=int, default=12)
-    p.add_argument("--epochs", type=int, default=20)
-    p.add_argument("--half-minutes", type=float, default=10.0)
+    p.add_argument("--epochs", type=int, default=300)
+    p.add_argument("--half-minutes", type=float, default=8.0)
     p.add_argument("--dim", type=int, default=512)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--eval-every", type=int, default=2)
-    p.add_argument("--time-budget", type=float, default=None, help="seconds of training per model")
+    p.add_argument("--eval-every", type=int, default=5)
+    p.add_argument("--time-budget", type=float, default=100.0, help="seconds of training per model (0: none)")
     p.add_argument("--models", default=None, help="comma-separated (default: every registered model)")
     p.add_argument("--out", default=None, help="working folder (default: a temporary one)")
     args = p.parse_args(argv)

@@ -44,11 +44,16 @@ def cmd_models(args) -> int:
 def cmd_train(args) -> int:
     from spotting_core.train import TrainConfig, fit
 
+    bad = [kv for kv in args.set or [] if "=" not in kv]
+    if bad:
+        raise SpottingError(f"--set {bad[0]}: expected KEY=VALUE")
     overrides = dict(kv.split("=", 1) for kv in args.set or [])
     cfg = TrainConfig(model=args.model, data=args.data, features=args.features, out=args.out,
                       epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                       patience=args.patience, device=args.device, model_options=overrides)
-    fit(cfg)
+    result = fit(cfg)
+    summary = {k: v for k, v in result.items() if k != "history"}
+    print(json.dumps(summary))
     return 0
 
 

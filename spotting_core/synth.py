@@ -17,10 +17,11 @@ What makes it hard, and why temporal context matters:
 - Every class leaves a signature before its timestamp and another after it (`SIGNATURES`): each
   is one of a small vocabulary of "motifs" (an attack, a whistle, a ball going out...), a sparse
   direction of feature space. Classes share motifs: Goal, Shots on and off target and Ball out of
-  play share their pre-event context and differ after it; Foul/Penalty and Corner/Clearance use the
-  same two motifs in opposite order, so a frame-wise max-pool over a window (which sees the set of
-  motifs and not their order) cannot tell them apart, and only a model that knows what came before
-  and what came after the centre can.
+  play share their pre-event context and differ after it. Five pairs, each play stopping and play
+  restarting (Ball out of play / Throw-in, Foul / Penalty, Corner / Clearance, Goal / Kick-off,
+  Offside / Indirect free-kick), use the same two motifs in opposite orders, so a frame-wise
+  max-pool over a window (which sees the set of motifs, not their order) cannot tell them apart;
+  a model that knows what came before and what came after the centre can.
 - Unshown events ("not shown", e.g. during a replay) carry only the after-context, weaker.
 - Per event: random amplitude, duration and a frame of timing jitter; per game: a perturbed copy
   of the motifs (a different broadcaster).
@@ -72,24 +73,25 @@ CLASS_STATS: dict[str, tuple[float, float]] = {
 }  # fmt: skip
 
 MOTIFS: tuple[str, ...] = (
-    "attack", "duel", "whistle", "save", "celebration", "miss", "ball_out", "cross", "throw", "card",
-    "sent_off", "wall", "pass", "lineup", "long_ball", "flag", "board", "walk",
+    "attack", "duel", "whistle", "save", "celebration", "miss", "ball_out", "cross", "card", "sent_off",
+    "wall", "pass", "flag", "board", "walk",
 )  # fmt: skip
 
-# class -> (motif before the timestamp, motif after it)
+# class -> (motif before the timestamp, motif after it). Play stopping and play restarting use the
+# same two motifs in opposite orders, so only the order tells these pairs apart.
 SIGNATURES: dict[str, tuple[str, str]] = {
-    "Penalty": ("whistle", "duel"),            # Foul in reverse order
-    "Kick-off": ("lineup", "pass"),
+    "Penalty": ("whistle", "duel"),            # Foul reversed: the whistle, then the kick's duel
+    "Kick-off": ("celebration", "attack"),     # Goal reversed: after the celebration, play again
     "Goal": ("attack", "celebration"),         # same before as the shots, differs after
     "Substitution": ("board", "walk"),
-    "Offside": ("long_ball", "flag"),
+    "Offside": ("pass", "flag"),               # Indirect free-kick reversed
     "Shots on target": ("attack", "save"),
     "Shots off target": ("attack", "miss"),
-    "Clearance": ("cross", "ball_out"),        # Corner in reverse order
+    "Clearance": ("cross", "ball_out"),        # Corner reversed
     "Ball out of play": ("attack", "ball_out"),
-    "Throw-in": ("ball_out", "throw"),
+    "Throw-in": ("ball_out", "attack"),        # Ball out of play reversed
     "Foul": ("duel", "whistle"),
-    "Indirect free-kick": ("whistle", "pass"),
+    "Indirect free-kick": ("flag", "pass"),
     "Direct free-kick": ("whistle", "wall"),
     "Corner": ("ball_out", "cross"),
     "Yellow card": ("whistle", "card"),
@@ -102,8 +104,8 @@ SIGNATURES: dict[str, tuple[str, str]] = {
 class SynthParams:
     """Difficulty knobs. Feature noise has unit variance per dimension; norms are relative to it."""
 
-    motif_norm: float = 4.0          # norm of a motif direction at amplitude 1
-    motif_support: int = 48          # dimensions a motif lives on (sparse, as a few PCA components)
+    motif_norm: float = 10.0         # norm of a motif direction at amplitude 1
+    motif_support: int = 512         # dimensions a motif is spread over (all of them at D = 512)
     game_perturbation: float = 0.35  # per-game change of each motif, relative to its norm
     pre_s: float = 6.0               # mean duration of the before-context
     post_s: float = 6.0              # mean duration of the after-context

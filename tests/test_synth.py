@@ -96,11 +96,13 @@ def test_every_class_has_a_signature_before_and_after(long_tree):
 
 
 def test_shared_and_swapped_contexts():
-    # Goal and the shots look alike before and differ after; Foul/Penalty and Corner/Clearance swap
+    # Goal and the shots look alike before and differ after; stop / restart pairs swap the order
     assert SIGNATURES["Goal"][0] == SIGNATURES["Shots on target"][0] == SIGNATURES["Shots off target"][0]
     assert len({SIGNATURES[c][1] for c in ("Goal", "Shots on target", "Shots off target")}) == 3
-    assert SIGNATURES["Penalty"] == SIGNATURES["Foul"][::-1]
-    assert SIGNATURES["Clearance"] == SIGNATURES["Corner"][::-1]
+    for a, b in (("Foul", "Penalty"), ("Corner", "Clearance"), ("Ball out of play", "Throw-in"),
+                 ("Goal", "Kick-off"), ("Offside", "Indirect free-kick")):
+        assert SIGNATURES[a] == SIGNATURES[b][::-1]
+    assert len(set(SIGNATURES.values())) == len(SIGNATURES)     # the ordered pair identifies the class
     assert set(SIGNATURES) == set(CLASSES_V2)
     assert {m for pair in SIGNATURES.values() for m in pair} <= set(MOTIFS)
 

@@ -40,10 +40,13 @@ def test_fit_writes_a_checkpoint_that_rebuilds_the_model(tiny, tmp_path):
     assert meta["extra"]["valid_a_mAP_loose"] == pytest.approx(result["best_valid_a_mAP_loose"])
     assert len(meta["classes"]) == 17 and not model.training
 
-    # the same seed trains the same weights
-    again = fit(TrainConfig(model="netvlad++", data=str(tiny), features="synth512", out=str(tmp_path / "b.pt"),
-                            epochs=2, batch_size=8, seed=0, model_options={"vocab_size": "16"}))
-    assert [r["train_loss"] for r in again["history"]] == pytest.approx([r["train_loss"] for r in result["history"]])
+
+
+def test_same_seed_same_training(tiny, tmp_path):
+    runs = [fit(TrainConfig(model="avgpool++", data=str(tiny), features="synth512", out=str(tmp_path / f"{i}.pt"),
+                            epochs=2, batch_size=8, seed=3, evaluate_test=False)) for i in range(2)]
+    assert [r["train_loss"] for r in runs[0]["history"]] == [r["train_loss"] for r in runs[1]["history"]]
+    assert "test" not in runs[0]
 
 
 def test_fit_refuses_bad_input(tiny, tmp_path):
@@ -112,3 +115,16 @@ def test_cpu_device_and_bad_device():
     if not torch.cuda.is_available():
         with pytest.raises(SpottingError, match="CUDA is not available"):
             resolve_device("cuda")
+
+
+def test_cli_train_bad_options_are_one_line(tiny, tmp_path, capsys):
+    from spotting_core.cli import main
+
+    base = ["train", "--model", "avgpool++", "--data", str(tiny), "--features", "synth512", "--out", str(tmp_path / "m.pt")]
+    assert main([*base, "--set", "window_s"]) == 2
+    assert capsys.readouterr().err.strip() == "error: --set window_s: expected KEY=VALUE"
+    assert main([*base, "--set", "window_s=long"]) == 2
+    assert capsys.readouterr().err.strip() == "error: --set window_s=long: expected a number"
+    assert main([*base, "--features", "nope"]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    assert not (tmp_path / "m.pt").exists()
