@@ -24,13 +24,7 @@ from spotting_core.models.calf import (
 K_SMALL = torch.tensor([[-4.0], [-2.0], [2.0], [4.0]])
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Hand-sized tensors: one intra-op thread is faster, and far faster on a shared, loaded CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def small_model(**overrides) -> CALF:

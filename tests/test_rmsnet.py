@@ -11,14 +11,7 @@ import torch.nn.functional as F
 from spotting_core.models import build_model, count_parameters, load_checkpoint, save_checkpoint
 from spotting_core.models.rmsnet import RMSNet, clip_targets, mask_pre_event
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one intra-op thread is faster, and steadier on a shared, loaded CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _params_default(D: int, C: int = 17) -> int:

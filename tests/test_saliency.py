@@ -10,14 +10,7 @@ import torch
 from spotting_core.models import build_model, count_parameters
 from spotting_core.models.saliency import Config, SaliencyModule, SaliencyWeighting
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Hand-sized tensors: one intra-op thread is faster, and far faster on a shared, loaded CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.parametrize(("modules", "embed", "expected", "paper_m", "tolerance_m"), [

@@ -10,14 +10,7 @@ import torch
 from spotting_core.models import build_model, count_parameters
 from spotting_core.models.ugl import UGL, hard_select
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one intra-op thread is faster, and steadier on a shared, loaded CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _small(**kw) -> UGL:
