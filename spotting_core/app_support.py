@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import re
+import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -488,7 +489,7 @@ def checkpoint_table(paths: Iterable[Path]) -> pd.DataFrame:
             scores = ", ".join(f"{k} {v:.3f}" for k, v in extra.items() if k.startswith("valid_") and isinstance(v, float))
             rows.append({"checkpoint": str(p), "model": meta["model"], "features": meta.get("features", {}).get("name"),
                          "dim": meta.get("features", {}).get("dim"), "classes": len(meta.get("classes") or []),
-                         "trained on": train.get("data") or extra.get("data") or "",
+                         "trained on": extra.get("data") or train.get("data") or "",
                          "details": f"epoch {extra.get('epoch', '?')}; {scores}" if scores else
                          json.dumps(extra, default=str)[:300], "problem": ""})
         except SpottingError as e:
@@ -496,6 +497,10 @@ def checkpoint_table(paths: Iterable[Path]) -> pd.DataFrame:
                          "trained on": "", "details": "", "problem": str(e)})
     return pd.DataFrame(rows, columns=["checkpoint", "model", "features", "dim", "classes", "trained on", "details",
                                        "problem"])
+
+
+def _first_line(doc: str | None) -> str:
+    return doc.strip().splitlines()[0] if doc and doc.strip() else ""
 
 
 def models_table(input_dim: int = 512) -> pd.DataFrame:
@@ -506,5 +511,5 @@ def models_table(input_dim: int = 512) -> pd.DataFrame:
         model = build_model(name, input_dim=input_dim)
         rows.append({"model": name, "parameters": count_parameters(model), "window_s": model.cfg.window_s,
                      "nms_window_s": model.cfg.nms_window_s, "output": model.output_mode,
-                     "paper": (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""})
+                     "paper": _first_line(cls.__doc__) or _first_line(sys.modules[cls.__module__].__doc__)})
     return pd.DataFrame(rows)

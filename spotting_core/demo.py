@@ -179,7 +179,21 @@ def train_demo_checkpoint(bench: Path, out: Path, *, progress: Progress | None =
                       eval_every=DEMO_TRAIN["eval_every"], patience=DEMO_TRAIN["patience"],
                       model_options=dict(DEMO_TRAIN["model_options"]))
     fit(cfg, progress=progress)
-    return out
+    return label_checkpoint(out)
+
+
+def label_checkpoint(path: Path) -> Path:
+    """Record in the checkpoint what it was trained on (fit records the temporary folder's path)."""
+    import torch
+
+    from spotting_core.models import read_checkpoint
+
+    ckpt = read_checkpoint(path)
+    b = DEMO_BENCHMARK
+    ckpt["extra"]["data"] = (f"synthetic benchmark (spotting synth --games {b['games']} --seed {b['seed']} "
+                             f"--half-minutes {b['half_minutes']:g}), train split")
+    torch.save(ckpt, path)
+    return path
 
 
 # ---------------------------------------------------------------------------------------------
