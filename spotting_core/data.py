@@ -89,10 +89,19 @@ class GameData:
 
 
 def load_game(data: str | os.PathLike, game: str, features: str, *, classes: Sequence[str] = CLASSES_V2,
-              labels_file: str = LABELS_FILE, fps: float = FPS) -> GameData:
-    """Features `1_<features>.npy`, `2_<features>.npy` and labels of `data/game`."""
+              labels_file: str = LABELS_FILE, fps: float = FPS, frame_height: int | None = None) -> GameData:
+    """Features `1_<features>.npy`, `2_<features>.npy` and labels of `data/game`.
+
+    With `frame_height` (models whose `input_kind` is "frames"), the halves are the game's videos
+    decoded at `fps`, that many pixels high: (T, H, W, 3) uint8 (`spotting_core.frames`, cached).
+    """
     game_dir = Path(data) / game
-    halves = list(load_features(game_dir, features))
+    if frame_height:
+        from spotting_core.frames import load_game_frames
+
+        halves = load_game_frames(game_dir, height=int(frame_height), fps=fps)
+    else:
+        halves = list(load_features(game_dir, features))
     labels = read_labels(game_dir / labels_file, classes=classes, fps=fps)
     events = events_per_frame(labels, [h.shape[0] for h in halves], len(classes))
     return GameData(name=game, halves=halves, events=events, labels=labels)
@@ -100,11 +109,13 @@ def load_game(data: str | os.PathLike, game: str, features: str, *, classes: Seq
 
 def load_games(data: str | os.PathLike, games: Sequence[str], features: str, *,
                classes: Sequence[str] = CLASSES_V2, labels_file: str = LABELS_FILE, fps: float = FPS,
-               progress: Callable[[float, str], None] | None = None) -> list[GameData]:
+               progress: Callable[[float, str], None] | None = None,
+               frame_height: int | None = None) -> list[GameData]:
     """`load_game` for each game; every game must have the same feature dimension."""
     out = []
     for i, g in enumerate(games):
-        out.append(load_game(data, g, features, classes=classes, labels_file=labels_file, fps=fps))
+        out.append(load_game(data, g, features, classes=classes, labels_file=labels_file, fps=fps,
+                             frame_height=frame_height))
         if out[-1].dim != out[0].dim:
             raise SpottingError(f"{Path(data) / g}: features {features} have dimension {out[-1].dim}, "
                                 f"but {out[0].name} has {out[0].dim}")
@@ -157,7 +168,8 @@ class ClipSampler:
         events = [e for g in games for e in g.events]
         self.lengths = np.array([len(h) for h in halves], dtype=np.int64)
         self.offsets = np.concatenate([[0], np.cumsum(self.lengths)[:-1]]).astype(np.int64)
-        self.feats = np.concatenate(halves).astype(np.float32, copy=False)    # (N, D) every frame
+        feats = np.concatenate(halves)                                         # (N, D) or frames (N, H, W, 3)
+        self.feats = feats if feats.dtype == np.uint8 else feats.astype(np.float32, copy=False)
         self.events = np.concatenate(events).astype(np.float32, copy=False)   # (N, C)
         self.num_classes = int(num_classes or self.events.shape[1])
         if mode == "balanced":

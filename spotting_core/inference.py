@@ -124,12 +124,22 @@ def events_from_scores(peaks: np.ndarray, *, half: int, fps: float = FPS,
 # Running a model over a match
 # ---------------------------------------------------------------------------------------------
 def spot_half(model, feats: np.ndarray | torch.Tensor, *, batch_size: int = 256) -> dict[str, np.ndarray]:
-    """Per-frame scores of one half: {"scores": (T, C), optional "saliency", "saliency_windows"}."""
-    x = torch.as_tensor(np.asarray(feats, dtype=np.float32)) if not torch.is_tensor(feats) else feats
-    if x.ndim != 2 or x.shape[1] != model.input_dim:
+    """Per-frame scores of one half: {"scores": (T, C), optional "saliency", "saliency_windows"}.
+
+    feats: (T, D) features, or (T, H, W, 3) uint8 frames (H = input_dim) for a model whose
+    `input_kind` is "frames" (kept uint8 here; the model converts one batch of windows at a time).
+    """
+    frames = getattr(model, "input_kind", "features") == "frames"
+    if not torch.is_tensor(feats):
+        feats = np.asarray(feats)
+        x = torch.as_tensor(feats if frames and feats.dtype == np.uint8 else feats.astype(np.float32, copy=False))
+    else:
+        x = feats
+    if x.ndim != (4 if frames else 2) or x.shape[1] != model.input_dim:
         from spotting_core.errors import SpottingError
 
-        raise SpottingError(f"features have shape {tuple(x.shape)} but the model expects (T, {model.input_dim})")
+        want = f"(T, {model.input_dim}, W, 3) frames" if frames else f"(T, {model.input_dim})"
+        raise SpottingError(f"features have shape {tuple(x.shape)} but the model expects {want}")
     model.eval()
     out = model.sequence_scores(x, batch_size=batch_size)
     return {k: v.detach().float().cpu().numpy() for k, v in out.items()}

@@ -4,6 +4,9 @@
     spot_path("2_ResNET_TF2_PCA512.npy", checkpoint=...)    one half (half 2 when the name says so)
     spot_path("match.mp4", checkpoint=..., backbone=...)    frames -> features (features.extract_cached)
 
+An end-to-end checkpoint (`model.input_kind == "frames"`, e.g. ugl-e2e) reads the video (or a game
+folder's videos) as frames at its input height through `spotting_core.frames` instead.
+
 Writes `results_spotting.json` and `<half>_scores.npy` (+ `<half>_saliency.npy` where the model has
 it) through `inference.write_outputs`, and returns the output folder. The default folder: the game
 folder itself (the SoccerNet layout, so `evaluate TREE TREE` reads it), or `<name>_spotting/` next to
@@ -81,7 +84,21 @@ def spot_path(input: str | os.PathLike, *, checkpoint: str | os.PathLike, out_di
         raise SpottingError(f"{src}: --half-offset and --backbone apply to a video only")
 
     half_numbers = list(HALVES)
-    if src.is_dir():
+    if model.input_kind == "frames":  # an end-to-end model: frames decoded at its input height, no features
+        from spotting_core import frames
+
+        if backbone is not None:
+            raise SpottingError(f"{checkpoint}: model {model.name} reads video frames itself; --backbone does not apply")
+        if src.is_file() and src.suffix.lower() == ".npy":
+            raise SpottingError(f"{src}: checkpoint model {model.name} reads video frames, not a features file")
+        if src.is_dir():
+            halves = frames.load_game_frames(src, height=dim, fps=model.fps, progress=progress)
+            default_out = src
+        else:
+            halves, half_numbers = frames.video_frames(src, height=dim, fps=model.fps, half_offset_s=half_offset_s)
+            default_out = src.with_name(f"{src.stem}_spotting")
+        name = trained
+    elif src.is_dir():
         present = feature_names(src)
         if trained not in present:
             if any(feature_path(src, h, trained).is_file() for h in HALVES):

@@ -12,7 +12,10 @@ on validation saved with `models.save_checkpoint`. Validation runs the real infe
 `metrics.average_map`.
 
 Defaults left as None come from the model's Config when it has the field (`lr`, `batch_size`,
-`epochs`, `patience`: the paper's values), otherwise from `DEFAULTS`.
+`epochs`, `patience`: the paper's values), otherwise from `DEFAULTS`. The optimizer and the learning
+rate schedule too (`make_optimizer`): Adam + ReduceLROnPlateau unless the Config names others.
+A model whose `input_kind` is "frames" (end to end) trains on the games' videos, decoded at its
+input height (`input_dim`) through `spotting_core.frames`, instead of feature files.
 """
 
 from __future__ import annotations
@@ -202,6 +205,39 @@ def evaluate_games(model, games: Sequence[GameData], *, metrics: Sequence[str] =
 # ---------------------------------------------------------------------------------------------
 # The loop
 # ---------------------------------------------------------------------------------------------
+OPTIMIZERS = ("adam", "adamw")
+SCHEDULES = ("plateau", "warmup_cosine")
+
+
+def make_optimizer(model, *, lr: float, epochs: int, steps_per_epoch: int, patience: int):
+    """(optimizer, scheduler, per_step) from the model Config's optional fields:
+
+    optimizer: "adam" (default) or "adamw", with `weight_decay` (default 0);
+    schedule:  "plateau" (default): ReduceLROnPlateau on the valid Average-mAP, stepped per evaluation;
+               "warmup_cosine": linear warm-up over `warmup_epochs`, then cosine decay to 0 at the last
+               step, stepped per batch (per_step True).
+    """
+    mc = model.cfg
+    name, schedule = getattr(mc, "optimizer", "adam"), getattr(mc, "schedule", "plateau")
+    if name not in OPTIMIZERS or schedule not in SCHEDULES:
+        raise SpottingError(f"model {model.name!r}: optimizer {name!r} / schedule {schedule!r}; "
+                            f"choose from {', '.join(OPTIMIZERS)} / {', '.join(SCHEDULES)}")
+    opt_cls = torch.optim.AdamW if name == "adamw" else torch.optim.Adam
+    optimizer = opt_cls(model.parameters(), lr=lr, weight_decay=float(getattr(mc, "weight_decay", 0.0)))
+    if schedule == "plateau":
+        return optimizer, torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode="max", factor=0.1, patience=max(1, patience // 3)), False
+    total = max(1, epochs * steps_per_epoch)
+    warm = min(int(getattr(mc, "warmup_epochs", 0)) * steps_per_epoch, total - 1)
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / (warm + 1)
+        return 0.5 * (1.0 + math.cos(math.pi * (step - warm) / max(1, total - warm)))
+
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor), True
+
+
 def _to(batch: dict, device: torch.device) -> dict:
     return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
 
@@ -212,6 +248,11 @@ def fit(cfg: TrainConfig, progress: Progress | None = None) -> dict:
     cfg = resolve(cfg)
     device = resolve_device(cfg.device)
     seed_everything(cfg.seed)
+    model_cls = model_class(cfg.model)
+    frame_height = None
+    if model_cls.input_kind == "frames":  # end to end: the videos, decoded at the model's input height
+        frame_height = int(cfg.model_options.get("input_dim", model_cls.Config().input_dim))
+    feature_name = f"frames{frame_height}p" if frame_height else cfg.features
 
     splits = find_splits(cfg.data)
     for s in ("train", "valid"):
@@ -219,8 +260,8 @@ def fit(cfg: TrainConfig, progress: Progress | None = None) -> dict:
             raise SpottingError(f"{cfg.data}: no {s} games (need train/ and valid/ folders or SoccerNet's lists)")
     if progress:
         progress(0.0, "loading features")
-    train_games = load_games(cfg.data, splits["train"], cfg.features)
-    valid_games = load_games(cfg.data, splits["valid"], cfg.features)
+    train_games = load_games(cfg.data, splits["train"], cfg.features, frame_height=frame_height)
+    valid_games = load_games(cfg.data, splits["valid"], cfg.features, frame_height=frame_height)
     dim = train_games[0].dim
     if valid_games[0].dim != dim:
         raise SpottingError(f"{cfg.data}: {cfg.features} has dimension {dim} in train but {valid_games[0].dim} in valid")
@@ -233,9 +274,8 @@ def fit(cfg: TrainConfig, progress: Progress | None = None) -> dict:
     sampler = ClipSampler(train_games, clip_frames=model.clip_frames, batch_size=cfg.batch_size,
                           mode=model.sampling, seed=cfg.seed, clips_per_epoch=cfg.clips_per_epoch,
                           num_classes=len(CLASSES_V2))
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=0.1,
-                                                           patience=max(1, cfg.patience // 3))
+    optimizer, scheduler, per_step = make_optimizer(model, lr=cfg.lr, epochs=cfg.epochs,
+                                                    steps_per_epoch=len(sampler), patience=cfg.patience)
     use_amp = cfg.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
 
@@ -257,6 +297,8 @@ def fit(cfg: TrainConfig, progress: Progress | None = None) -> dict:
             scaler.scale(terms["loss"]).backward()
             scaler.step(optimizer)
             scaler.update()
+            if per_step:
+                scheduler.step()
             for k, v in terms.items():
                 sums[k] = sums.get(k, 0.0) + float(v.detach())
             bar.set_postfix(loss=f"{sums['loss'] / (step + 1):.4f}")
@@ -270,10 +312,11 @@ def fit(cfg: TrainConfig, progress: Progress | None = None) -> dict:
         if epoch % cfg.eval_every == 0 or epoch == cfg.epochs or time_up:
             score = evaluate_games(model, valid_games, metrics=(cfg.valid_metric,))[cfg.valid_metric]
             row[f"valid_a_mAP_{cfg.valid_metric}"] = score
-            scheduler.step(score)
+            if not per_step:
+                scheduler.step(score)
             if score > best:
                 best, best_epoch, stale = score, epoch, 0
-                save_checkpoint(cfg.out, model, classes=CLASSES_V2, feature_name=cfg.features,
+                save_checkpoint(cfg.out, model, classes=CLASSES_V2, feature_name=feature_name,
                                 extra={"epoch": epoch, f"valid_a_mAP_{cfg.valid_metric}": score,
                                        "train": {k: v for k, v in dataclasses.asdict(cfg).items()
                                                  if k != "model_options"}})
@@ -292,7 +335,7 @@ def fit(cfg: TrainConfig, progress: Progress | None = None) -> dict:
         from spotting_core.models import load_checkpoint
 
         best_model, _ = load_checkpoint(cfg.out, device=device)
-        test_games = load_games(cfg.data, splits["test"], cfg.features)
+        test_games = load_games(cfg.data, splits["test"], cfg.features, frame_height=frame_height)
         result["test"] = evaluate_games(best_model, test_games)
     if progress:
         progress(1.0, "done")

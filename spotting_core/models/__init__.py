@@ -23,6 +23,7 @@ from spotting_core.models.pooling import AvgPool, AvgPoolpp, MaxPool, MaxPoolpp,
 from spotting_core.models.rmsnet import RMSNet
 from spotting_core.models.saliency import SaliencyWeighting
 from spotting_core.models.ugl import UGL
+from spotting_core.models.ugl_e2e import UGLEndToEnd
 
 MODELS: dict[str, type[SpottingModel]] = {
     "netvlad++": NetVLADpp,
@@ -35,6 +36,7 @@ MODELS: dict[str, type[SpottingModel]] = {
     "calf": CALF,
     "rms-net": RMSNet,
     "ugl": UGL,
+    "ugl-e2e": UGLEndToEnd,
 }
 
 for _name, _cls in MODELS.items():

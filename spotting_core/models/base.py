@@ -36,6 +36,10 @@ class SpottingModel(nn.Module):
     name: str = ""            # registry name, set by models/__init__.py
     Config: type = None       # the dataclass of hyper-parameters
     sampling: str = "uniform"  # training clip sampler in data.py: "uniform" or "balanced" (RMS-Net)
+    # what x is: "features" (B, T, D) from feature files, or "frames" (B, T, H, W, 3) uint8 RGB decoded
+    # from videos at the model's fps with H = input_dim (end-to-end models; data.py / spot.py load them
+    # through spotting_core.frames)
+    input_kind: str = "features"
 
     def __init__(self, cfg):
         super().__init__()

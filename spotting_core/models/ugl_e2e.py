@@ -128,7 +128,7 @@ def _regnet(arch: str, weights: str) -> nn.Module:
     if weights not in WEIGHT_MODES:
         raise SpottingError(f"weights {weights!r}: choose from {', '.join(WEIGHT_MODES)}")
     net = getattr(torchvision.models, arch)(weights=None)
-    if weights == "random":
+    if weights == "random" or (weights == "auto" and arch in _WARNED):  # auto: one failed fetch per process
         return net
     enum = {"regnet_y_400mf": torchvision.models.RegNet_Y_400MF_Weights,
             "regnet_y_800mf": torchvision.models.RegNet_Y_800MF_Weights}[arch].IMAGENET1K_V1
