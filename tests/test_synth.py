@@ -127,3 +127,13 @@ def test_bad_arguments(tmp_path):
         generate(tmp_path / "x", games=2, seed=0)
     with pytest.raises(SpottingError, match="no Labels-v2.json"):
         generate(tmp_path / "y", games=3, seed=0, timelines=tmp_path)
+
+
+def test_cli_synth(tmp_path, capsys):
+    from spotting_core.cli import main
+
+    assert main(["synth", str(tmp_path / "s"), "--games", "3", "--seed", "2", "--half-minutes", "1", "--dim", "16"]) == 0
+    assert capsys.readouterr().out.strip() == str(tmp_path / "s")
+    assert json.loads((tmp_path / "s" / "synth.json").read_text())["feature_name"] == "synth16"
+    assert main(["synth", str(tmp_path / "t"), "--games", "2"]) == 2
+    assert capsys.readouterr().err.strip() == "error: --games 2: need at least 3 games (one each for train, valid and test)"
