@@ -31,13 +31,20 @@ def _model(name: str) -> SpottingModel:
     return build_model(name, input_dim=DIM)
 
 
+def _input(model: SpottingModel, *lead: int, generator: torch.Generator) -> torch.Tensor:
+    """Features (*lead, D), or uint8 frames (*lead, D, D, 3) for a model whose input is frames (H = input_dim)."""
+    if model.input_kind == "frames":
+        return torch.randint(0, 256, (*lead, DIM, DIM, 3), generator=generator, dtype=torch.uint8)
+    return torch.randn(*lead, DIM, generator=generator)
+
+
 def _batch(model: SpottingModel, B: int = 2) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(1)
     T, C = model.clip_frames, model.num_classes
     events = torch.zeros(B, T, C)
     events[0, T // 2, 1] = 1.0        # a visible event at the centre of the first clip
     events[0, T // 3, 4] = -1.0       # an unshown one
-    return {"x": torch.randn(B, T, DIM, generator=g), "events": events}
+    return {"x": _input(model, B, T, generator=g), "events": events}
 
 
 def _expected_T_out(model: SpottingModel, T: int) -> int:
@@ -106,7 +113,7 @@ def test_frame_scores_contract(name):
 def test_sequence_scores_shapes_and_exactness(name, extra):
     model = _model(name).eval()
     T = max(1, model.clip_frames + extra)
-    feats = torch.randn(T, DIM, generator=torch.Generator().manual_seed(2))
+    feats = _input(model, T, generator=torch.Generator().manual_seed(2))
     out = model.sequence_scores(feats)
     assert out["scores"].shape == (T, 17)
     assert torch.isfinite(out["scores"]).all() and (out["scores"] >= 0).all() and (out["scores"] <= 1).all()
