@@ -189,14 +189,15 @@ def test_demo_timeline_review_reel_and_a_90_minute_match(server):
         while _decisions(server["cache"]) == before and time.time() < deadline:
             page.wait_for_timeout(200)
         assert _decisions(server["cache"]) == before + 1
+        page.wait_for_timeout(1500)
         # K toggles play/pause of the page's video (keyboard-driven review, no server round trip)
         page.wait_for_selector("video", timeout=30_000)
-        paused = page.evaluate("() => document.querySelector('video').paused")
+        page.evaluate("() => document.querySelector('video').pause()")
         page.get_by_role("heading", name="Review").first.click()  # focus the page, not a widget
         page.keyboard.press("k")
-        _wait(page, "(p) => document.querySelector('video').paused !== p", paused, timeout_s=10,
-              what="K to toggle play/pause")
-        page.wait_for_timeout(1500)
+        _wait(page, "() => !document.querySelector('video').paused", timeout_s=10, what="K to play")
+        page.keyboard.press("k")
+        _wait(page, "() => document.querySelector('video').paused", timeout_s=10, what="K to pause")
         page.screenshot(path=str(ARTIFACTS / "review.png"), full_page=True)
 
         # Highlights: every not-rejected event above the default confidence, fast cut, played over HTTP
