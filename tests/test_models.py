@@ -27,8 +27,10 @@ REQUIRED_CONFIG = {"input_dim", "num_classes", "fps", "window_s", "nms_window_s"
 
 
 def _model(name: str) -> SpottingModel:
+    """The model with D = 32 and, when its class sets `tiny_test_config` (a dict of Config
+    overrides, e.g. a shorter window for a heavy model), those too."""
     torch.manual_seed(0)
-    return build_model(name, input_dim=DIM)
+    return build_model(name, **{"input_dim": DIM, **getattr(MODELS[name], "tiny_test_config", {})})
 
 
 def _input(model: SpottingModel, *lead: int, generator: torch.Generator) -> torch.Tensor:
