@@ -3,7 +3,7 @@
     .venv/bin/python bench/inference.py [--json] [--frames 5400] [--dim 512] [--repeats 3] [--threads N]
 
 For one 45-minute half (5,400 frames at 2 fps, random 512-d features) and every registered model
-(random init, eval mode):
+that reads features (random init, eval mode; a model whose input is video frames is skipped):
   naive: the base class `SpottingModel.sequence_scores`, called explicitly: the half unfolded into
          one clip per window (centre mode: 5,400 clips of the model's window, stride 1, edge frames
          repeated), run through the model in batches of 256: the official NetVLAD++ inference;
@@ -97,6 +97,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{'model':<12}{'window':>7}{'naive s':>10}{'ours s':>10}{'ratio':>8}{'cpu ratio':>11}"
               f"{'max|diff|':>12}  override")
     for name in args.models:
+        if getattr(MODELS[name], "input_kind", "features") != "features":
+            if not args.json:
+                print(f"{name:<12}  skipped: its input is video frames, not {args.dim}-d features")
+            continue
         row = bench_model(name, feats, repeats=args.repeats)
         rows.append(row)
         if not args.json:
