@@ -37,7 +37,7 @@ class DetectorExtractor(nn.Module):
     """A frozen torchvision detector as entity extractor: the top `max_entities` boxes per frame."""
 
     def __init__(self, *, name: str = DETECTORS[0], max_entities: int = 8, score_threshold: float = 0.3,
-                 random_init: bool = False):
+                 image_size: int = 320, random_init: bool = False):
         super().__init__()
         import torchvision.models.detection as det
 
@@ -47,7 +47,8 @@ class DetectorExtractor(nn.Module):
                 "fasterrcnn_mobilenet_v3_large_320_fpn": det.FasterRCNN_MobileNet_V3_Large_320_FPN_Weights,
                 }[name].COCO_V1
         net = getattr(det, name)(weights=None, weights_backbone=None, box_detections_per_img=max_entities,
-                                 box_score_thresh=0.0 if random_init else score_threshold)
+                                 box_score_thresh=0.0 if random_init else score_threshold,
+                                 min_size=image_size, max_size=max(image_size, int(image_size * 16 / 9)))
         if not random_init:
             from spotting_core.features import _download_weights
 

@@ -192,6 +192,7 @@ class Config:
     detector_random_init: bool = False  # tests only: a detector without weights
     max_entities: int = 8           # N_max boxes per frame
     detector_score: float = 0.3     # keep boxes at or above this detector score
+    detector_size: int = 320        # the detector's input height (its transform resizes frames to it)
     roi_size: int = 2               # RoIAlign output side before average pooling
     entity_dim: int = 256           # d of precomputed entity features
     d_model: int = 0                # 0 = min(C, 768)
@@ -234,7 +235,7 @@ class UGLEndToEnd(SpottingModel):
             from spotting_core.entities import DetectorExtractor
 
             self.extractor = DetectorExtractor(name=cfg.detector, max_entities=cfg.max_entities,
-                                               score_threshold=cfg.detector_score,
+                                               score_threshold=cfg.detector_score, image_size=cfg.detector_size,
                                                random_init=cfg.detector_random_init)
         self.head = UGLHead(global_dim=C, num_classes=cfg.num_classes, use_entities=cfg.entities != "none",
                             entity_dim=C if cfg.entities == "detector" else cfg.entity_dim,
