@@ -267,7 +267,8 @@ def make_toy_dataset(root: str | os.PathLike, *, games: dict[str, int], half_s: 
 
     games: games per split, e.g. {"train": 4, "valid": 1, "test": 1}. layout "soccernet": two halves
     `1_224p.mkv` / `2_224p.mkv` (the name SoccerNet uses, whatever the toy size); "single": one
-    `match.mp4` per game (half 1). Events: one every ~every_s seconds (jittered), classes at random.
+    `match.mp4` per game (half 1). Events: one every ~every_s seconds (jittered, on the 2 fps grid,
+    so the shape is on screen from the labelled 2 fps frame on), classes at random.
     """
     rng = np.random.default_rng(seed)
     root = Path(root)
@@ -278,8 +279,10 @@ def make_toy_dataset(root: str | os.PathLike, *, games: dict[str, int], half_s: 
             game.mkdir(parents=True, exist_ok=True)
             annotations = []
             for half in halves:
-                times = np.arange(2.0, half_s - 2.0, every_s) + rng.uniform(-1.0, 1.0, size=1)
-                times = np.round(np.clip(times + rng.uniform(-0.8, 0.8, len(times)), 1.0, half_s - 1.5), 1)
+                jitter = min(0.8, every_s / 4)
+                times = np.arange(every_s / 2, half_s - 1.5, every_s) + rng.uniform(-jitter, jitter, size=1)
+                times = np.clip(times + rng.uniform(-jitter, jitter, len(times)), 0.5, half_s - 1.5)
+                times = np.unique(np.round(times * 2) / 2)  # on the 2 fps grid: shown at the labelled frame
                 events = [(float(t), int(rng.integers(len(TOY_CLASSES)))) for t in times]
                 name = f"{half}_224p.mkv" if layout == "soccernet" else "match.mp4"
                 write_toy_video(game / name, events, duration_s=half_s, size=size,
