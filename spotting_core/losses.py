@@ -111,3 +111,21 @@ def masked_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> 
     sq = (pred - target.to(pred.dtype)).pow(2)
     n = mask.sum()
     return torch.where(mask, sq, torch.zeros_like(sq)).sum() / n.clamp_min(1)
+
+
+def clip_multilabel_targets(events: torch.Tensor) -> torch.Tensor:
+    """(B, T, C) clip events -> (B, 1 + C) multi-label targets, background first.
+
+    The official NetVLAD++ clip labels: every class with an event anywhere in the clip (unshown
+    events count too), and background when there is none.
+    """
+    present = (events != 0).any(dim=1).to(torch.float32)     # (B, C)
+    background = 1.0 - present.amax(dim=1, keepdim=True)     # (B, 1)
+    return torch.cat([background, present], dim=1)
+
+
+def clip_bce_loss(logits: torch.Tensor, events: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Multi-label BCE with logits of (B, 1 + C) clip logits against `clip_multilabel_targets`."""
+    target = clip_multilabel_targets(events).to(logits)
+    bce = F.binary_cross_entropy_with_logits(logits, target)
+    return {"loss": bce, "bce": bce.detach()}

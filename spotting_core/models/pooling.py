@@ -42,6 +42,7 @@ from torch import nn
 
 from spotting_core.errors import SpottingError
 from spotting_core.layers import NetVLAD
+from spotting_core.losses import clip_bce_loss
 from spotting_core.models.base import SpottingModel
 
 REDUCED_DIM = 512  # the official code maps any other feature dimension to 512
@@ -121,16 +122,8 @@ class TemporalPooling(SpottingModel):
         pooled = self._pool(self._reduce(x))                   # (B, P)
         return {"logits": self.fc(self.drop(pooled))}          # (B, 1 + C), index 0 = background
 
-    def clip_targets(self, events: torch.Tensor) -> torch.Tensor:
-        """(B, T, C) events -> (B, 1 + C): every class with an event in the clip, else background."""
-        present = (events != 0).any(dim=1).to(torch.float32)    # (B, C), unshown events count too
-        background = 1.0 - present.amax(dim=1, keepdim=True)    # (B, 1)
-        return torch.cat([background, present], dim=1)
-
     def loss(self, outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        target = self.clip_targets(batch["events"]).to(outputs["logits"].device)
-        bce = F.binary_cross_entropy_with_logits(outputs["logits"], target)
-        return {"loss": bce, "bce": bce.detach()}
+        return clip_bce_loss(outputs["logits"], batch["events"].to(outputs["logits"].device))
 
     def frame_scores(self, outputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {"scores": torch.sigmoid(outputs["logits"][:, None, 1:])}  # (B, 1, C)

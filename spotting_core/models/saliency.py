@@ -54,9 +54,9 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from spotting_core.losses import clip_bce_loss
 from spotting_core.models.base import SpottingModel
 
 
@@ -144,17 +144,8 @@ class SaliencyWeighting(SpottingModel):
             "saliency_logits": torch.cat([pre_sal, post_sal], dim=1),  # (B, T)
         }
 
-    @staticmethod
-    def clip_targets(events: torch.Tensor) -> torch.Tensor:
-        """(B, T, C) events of the clip -> (B, C + 1) multi-label targets, background first."""
-        present = (events != 0).any(dim=1).float()                  # (B, C)
-        background = 1.0 - present.amax(dim=1, keepdim=True)        # (B, 1)
-        return torch.cat([background, present], dim=1)
-
     def loss(self, outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        target = self.clip_targets(batch["events"]).to(outputs["logits"])
-        bce = F.binary_cross_entropy_with_logits(outputs["logits"], target)
-        return {"loss": bce, "bce": bce.detach()}
+        return clip_bce_loss(outputs["logits"], batch["events"].to(outputs["logits"].device))
 
     def frame_scores(self, outputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         probs = torch.sigmoid(outputs["logits"][:, 1:])             # (B, C), background dropped
