@@ -3,6 +3,9 @@
     .venv/bin/python bench/train_synth.py [--json] [--games 12] [--epochs 40] [--half-minutes 10]
                                           [--time-budget 150] [--models netvlad++,maxpool] [--seed 0]
 
+Every registered model that reads features (not the end-to-end ones, which read video frames: see
+bench/ugl_e2e.py).
+
 1. `spotting_core.synth.generate` writes `--games` games (train/valid/test = 60/20/20 %), with the
    event timelines of the real SoccerNet-v2 valid labels (../shared/data/soccernet-v2/labels/valid)
    when they are there, otherwise the built-in class statistics.
@@ -56,7 +59,8 @@ def infer_half_seconds(model, half: np.ndarray, repeats: int = 2) -> float:
 
 def run(args) -> list[dict]:
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    names = [n for n in (args.models.split(",") if args.models else MODELS)]
+    # models that read video frames (UGL end to end) have their own bench: bench/ugl_e2e.py
+    names = args.models.split(",") if args.models else [n for n, c in MODELS.items() if c.input_kind != "frames"]
     unknown = [n for n in names if n not in MODELS]
     if unknown:
         raise SystemExit(f"unknown model(s) {', '.join(unknown)}; registered: {', '.join(MODELS)}")
