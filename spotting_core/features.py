@@ -84,6 +84,11 @@ class Backbone:
     build: Callable[..., nn.Module]
     description: str = ""
     batch_size: int = field(default=32)
+    feature_name: str = ""  # what checkpoints and cache files call its features; default: name
+
+    def __post_init__(self):
+        if not self.feature_name:
+            object.__setattr__(self, "feature_name", self.name)
 
 
 def _download_weights(url: str, *, backbone: str, timeout_s: float = 20.0) -> Path:
@@ -160,7 +165,8 @@ BACKBONES: dict[str, Backbone] = {
     ),
     # SoccerNet's own features (soccernet_features.py): Keras ResNet-152 v1 (+ the official PCA).
     "resnet152-soccernet": Backbone(
-        name="resnet152-soccernet", dim=snf.PCA_DIM, input_size=(224, 224), decode_size=None,
+        name="resnet152-soccernet", feature_name=snf.FEATURE_NAME_PCA, dim=snf.PCA_DIM, input_size=(224, 224),
+        decode_size=None,
         preprocess=snf.backbone_preprocess, build=snf.build_pca_network, batch_size=16,
         description="SoccerNet ResNET_TF2_PCA512: Keras ResNet-152 ImageNet .h5 + official PCA files, "
                     "placed in ~/.cache/spotting/soccernet ($SPOTTING_SOCCERNET_DIR); native frames, "
@@ -171,7 +177,8 @@ BACKBONES: dict[str, Backbone] = {
 # features finds its backbone (and the cache files get SoccerNet's names, 1_ResNET_TF2_PCA512.npy).
 BACKBONES[snf.FEATURE_NAME_PCA] = replace(BACKBONES["resnet152-soccernet"], name=snf.FEATURE_NAME_PCA)
 BACKBONES[snf.FEATURE_NAME] = replace(
-    BACKBONES["resnet152-soccernet"], name=snf.FEATURE_NAME, dim=snf.FEATURE_DIM, build=snf.build_raw_network,
+    BACKBONES["resnet152-soccernet"], name=snf.FEATURE_NAME, feature_name=snf.FEATURE_NAME, dim=snf.FEATURE_DIM,
+    build=snf.build_raw_network,
     description="SoccerNet ResNET_TF2 (2048-d, before PCA): Keras ResNet-152 ImageNet .h5")
 
 
@@ -442,9 +449,9 @@ def extract_cached(video, *, backbone: str, fps: float = 2.0, device: str | torc
         if not _writable_dir(folder):
             folder = _fallback_dir(path)
             folder.mkdir(parents=True, exist_ok=True)
-        key = {"version": CACHE_VERSION, "backbone": bb.name, "dim": bb.dim, "fps": float(fps),
+        key = {"version": CACHE_VERSION, "backbone": bb.feature_name, "dim": bb.dim, "fps": float(fps),
                "video": Path(path).name, **file_identity(path), "start": start, "duration": duration}
-        npy = folder / feature_file_name(half, bb.name, fps)
+        npy = folder / feature_file_name(half, bb.feature_name, fps)
         plans.append((path, half, start, duration, key, npy, _read_cache(npy, key)))
 
     todo = [p for p in plans if p[6] is None]
@@ -502,7 +509,7 @@ def extract_to_file(video: str | os.PathLike, *, backbone: str = "mobilenetv2-of
     if out is None:
         (path, half, *_), = _halves_of(video, None)
         folder = cache_dir(path)
-        npy = folder / feature_file_name(half, get_backbone(backbone).name, fps)
+        npy = folder / feature_file_name(half, get_backbone(backbone).feature_name, fps)
         if npy.is_file():
             return npy
         return _fallback_dir(path) / npy.name
