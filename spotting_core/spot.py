@@ -46,15 +46,17 @@ def _video_features(video: Path, *, trained: str, dim: int, backbone: str | None
                     half_offset_s: float | None, progress) -> list[np.ndarray]:
     from spotting_core import features
 
-    backbone = backbone or trained
-    if backbone != trained:
-        raise SpottingError(f"{video}: checkpoint was trained on {trained} (dim {dim}), "
-                            f"--backbone asks for {backbone}; spot the video with --backbone {trained}")
-    known = getattr(features, "BACKBONES", None)
-    if known is not None and trained not in known:
+    # A backbone fits when it computes the features the checkpoint was trained on (its feature_name:
+    # `resnet152-soccernet` computes SoccerNet's ResNET_TF2_PCA512, for example).
+    computes = sorted(n for n, b in features.BACKBONES.items() if b.feature_name == trained)
+    if not computes:
         raise SpottingError(f"{video}: checkpoint was trained on {trained} features, which no video backbone "
-                            f"here computes (backbones: {', '.join(sorted(known))}); spot a game folder "
-                            "or a features file instead")
+                            f"here computes (backbones: {', '.join(sorted(features.BACKBONES))}); spot a game "
+                            "folder or a features file instead")
+    backbone = backbone or computes[0]
+    if features.get_backbone(backbone).feature_name != trained:
+        raise SpottingError(f"{video}: checkpoint was trained on {trained} (dim {dim}), "
+                            f"--backbone asks for {backbone}; spot the video with --backbone {' or '.join(computes)}")
     halves = features.extract_cached(video, backbone=backbone, fps=fps, device=device,
                                      half_offset_s=half_offset_s, progress=progress)
     return [np.asarray(h, dtype=np.float32) for h in halves]

@@ -345,7 +345,7 @@ def _registered() -> None:
         assert key in features.BACKBONES, f"{key} is not registered in spotting_core.features.BACKBONES"
 
 
-@pytest.mark.parametrize("command", ["spot", "spot-backbone", "features"])
+@pytest.mark.parametrize("command", ["spot", "spot-backbone", "spot-alias", "features"])
 def test_cli_fails_with_one_clear_line_without_the_files(sn_dir, tmp_path, command):
     _registered()
     video = _tiny_video(tmp_path / "match.mp4")
@@ -353,6 +353,7 @@ def test_cli_fails_with_one_clear_line_without_the_files(sn_dir, tmp_path, comma
     args = {  # the checkpoint's features pick the backbone / named explicitly / the features command
         "spot": ["spot", str(video), "--checkpoint", str(ckpt), "--out", str(tmp_path / "out")],
         "spot-backbone": ["spot", str(video), "--checkpoint", str(ckpt), "--backbone", "ResNET_TF2_PCA512"],
+        "spot-alias": ["spot", str(video), "--checkpoint", str(ckpt), "--backbone", "resnet152-soccernet"],
         "features": ["features", str(video), "--backbone", "resnet152-soccernet"],
     }[command]
     r = _cli(args)
@@ -365,7 +366,7 @@ def test_cli_fails_with_one_clear_line_without_the_files(sn_dir, tmp_path, comma
 def test_spot_runs_end_to_end_on_a_video_when_the_files_are_there(sn_dir, tmp_path):
     """Plumbing with stand-in files (random ResNet weights in the converter's cache file, a random
     orthonormal projection in the PCA's .npz): the real files go the same way; their numbers are
-    checked in the bench. The checkpoint says ResNET_TF2_PCA512, which picks the backbone."""
+    checked in the bench. The checkpoint says ResNET_TF2_PCA512, which resnet152-soccernet computes."""
     _registered()
     torch.manual_seed(0)
     sn_dir.mkdir(parents=True)
@@ -376,7 +377,8 @@ def test_spot_runs_end_to_end_on_a_video_when_the_files_are_there(sn_dir, tmp_pa
     video = _tiny_video(tmp_path / "match.mp4", seconds=1.0)
     ckpt = _checkpoint(tmp_path / "sn.ckpt")
     out = tmp_path / "out"
-    r = _cli(["spot", str(video), "--checkpoint", str(ckpt), "--out", str(out), "--device", "cpu"])
+    r = _cli(["spot", str(video), "--checkpoint", str(ckpt), "--backbone", "resnet152-soccernet",
+              "--out", str(out), "--device", "cpu"])
     assert r.returncode == 0, r.stderr
     assert (out / "results_spotting.json").is_file()
     feats = np.load(tmp_path / "match" / "1_ResNET_TF2_PCA512.npy")  # SoccerNet's name, beside the video
