@@ -11,12 +11,16 @@ What it holds (all made here, no downloads):
   model, so the saliency track and thumbnails show): results_spotting.json, <half>_scores.npy,
   <half>_saliency.npy, <half>_saliency_windows.npy.
 
-The checkpoint is rebuilt with the two commands in assets/README.md; when it is missing it is
-trained here on first start (with progress) and kept in the cache.
+The checkpoint is rebuilt with the command in assets/README.md; when it is missing, or was trained
+on data that the current `synth.generate` no longer writes (its `extra["demo_recipe"]` differs from
+`demo_recipe()`), a matching one is trained here on first start (with progress) and kept in the
+cache. The cached demo folder records the recipe and the checkpoint's hash, and is rebuilt when
+either changes, so a new generator or a new checkpoint never shows stale results.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -39,13 +43,13 @@ from spotting_core.soccernet import (
     read_labels,
 )
 
-DEMO_VERSION = 1
+DEMO_VERSION = 2
 # The synthetic benchmark behind the demo: `spotting synth <dir> --games 60 --seed 7 --half-minutes 5`.
 DEMO_BENCHMARK = {"games": 60, "seed": 7, "half_minutes": 5.0, "dim": 512}
 DEMO_CHECKPOINT = Path(__file__).resolve().parents[1] / "assets" / "demo_saliency.pt"
 # How the shipped checkpoint was trained: `python -m spotting_core.demo --train assets/demo_saliency.pt`.
 DEMO_TRAIN = {"model": "saliency", "epochs": 60, "eval_every": 5, "patience": 4, "seed": 0,
-              "model_options": {"embed_dim": "128"}}
+              "max_train_s": 240.0, "model_options": {"embed_dim": "128"}}
 VIDEO_FPS = 10
 VIDEO_SIZE = (384, 216)  # width, height: multiples of 8 for H.264
 
@@ -169,20 +173,62 @@ def generate_benchmark(out: Path, *, progress: Progress | None = None) -> Path:
                     half_minutes=DEMO_BENCHMARK["half_minutes"], dim=DEMO_BENCHMARK["dim"], progress=progress)
 
 
-def train_demo_checkpoint(bench: Path, out: Path, *, progress: Progress | None = None) -> Path:
-    """Train the demo model on the benchmark, as `spotting train` does (see assets/README.md)."""
+def generator_fingerprint() -> str:
+    """sha256 of what `synth.generate` writes for a tiny tree with the demo's seed and dim.
+
+    Any change of the generator's output (motifs, signatures, noise, timelines, parameters)
+    changes it; a refactor that writes the same bytes does not. A few hundredths of a second.
+    """
+    from spotting_core.synth import feature_name, generate
+
+    h = hashlib.sha256()
+    with tempfile.TemporaryDirectory(prefix="spotting-demo-fp-") as tmp:
+        root = generate(Path(tmp) / "fp", games=3, seed=DEMO_BENCHMARK["seed"], half_minutes=0.5,
+                        dim=DEMO_BENCHMARK["dim"])
+        name = feature_name(DEMO_BENCHMARK["dim"])
+        for f in sorted(root.rglob("*")):
+            if f.is_file() and (f.name == LABELS_FILE or f.name.endswith(f"_{name}.npy")):
+                h.update(f.relative_to(root).as_posix().encode())
+                h.update(np.load(f).tobytes() if f.suffix == ".npy" else f.read_bytes())
+        params = json.loads((root / "synth.json").read_text())["params"]
+    h.update(json.dumps(params, sort_keys=True).encode())
+    return h.hexdigest()
+
+
+def demo_recipe() -> dict:
+    """What the demo data is made of, as the current code makes it: compared with the checkpoint's."""
+    from spotting_core.synth import feature_name
+
+    return {"benchmark": dict(DEMO_BENCHMARK), "feature_name": feature_name(DEMO_BENCHMARK["dim"]), "fps": FPS,
+            "generator": generator_fingerprint()}
+
+
+def checkpoint_recipe(path: Path) -> dict | None:
+    """The demo recipe a checkpoint was trained on (None when it records none)."""
+    from spotting_core.models import read_checkpoint
+
+    return read_checkpoint(path).get("extra", {}).get("demo_recipe")
+
+
+def train_demo_checkpoint(bench: Path, out: Path, *, progress: Progress | None = None) -> dict:
+    """Train the demo model on the benchmark, as `spotting train` does (see assets/README.md).
+
+    Returns fit's result (best valid and test Average-mAP, epochs, seconds); the checkpoint records
+    them and the recipe (`demo_recipe()`) in its `extra`.
+    """
     from spotting_core.synth import feature_name
     from spotting_core.train import TrainConfig, fit
 
     cfg = TrainConfig(model=DEMO_TRAIN["model"], data=str(bench), features=feature_name(DEMO_BENCHMARK["dim"]),
                       out=str(out), epochs=DEMO_TRAIN["epochs"], seed=DEMO_TRAIN["seed"],
                       eval_every=DEMO_TRAIN["eval_every"], patience=DEMO_TRAIN["patience"],
-                      model_options=dict(DEMO_TRAIN["model_options"]))
-    fit(cfg, progress=progress)
-    return label_checkpoint(out)
+                      max_train_s=DEMO_TRAIN["max_train_s"], model_options=dict(DEMO_TRAIN["model_options"]))
+    result = fit(cfg, progress=progress)
+    label_checkpoint(out, result=result)
+    return result
 
 
-def label_checkpoint(path: Path) -> Path:
+def label_checkpoint(path: Path, *, result: dict | None = None) -> Path:
     """Record in the checkpoint what it was trained on (fit records the temporary folder's path)."""
     import torch
 
@@ -191,7 +237,13 @@ def label_checkpoint(path: Path) -> Path:
     ckpt = read_checkpoint(path)
     b = DEMO_BENCHMARK
     ckpt["extra"]["data"] = (f"synthetic benchmark (spotting synth --games {b['games']} --seed {b['seed']} "
-                             f"--half-minutes {b['half_minutes']:g}), train split")
+                             f"--half-minutes {b['half_minutes']:g} --dim {b['dim']}), train split")
+    ckpt["extra"]["demo_recipe"] = demo_recipe()
+    if result is not None:
+        ckpt["extra"]["fit"] = {"best_epoch": result["best_epoch"], "epochs": result["epochs"],
+                                "train_s": round(float(result["train_s"]), 1),
+                                "valid_a_mAP_loose": float(result["best_valid_a_mAP_loose"]),
+                                **{f"test_a_mAP_{k}": float(v) for k, v in result.get("test", {}).items()}}
     torch.save(ckpt, path)
     return path
 
@@ -199,14 +251,35 @@ def label_checkpoint(path: Path) -> Path:
 # ---------------------------------------------------------------------------------------------
 # The demo folder
 # ---------------------------------------------------------------------------------------------
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
 def _is_built(folder: Path) -> bool:
+    """The cached demo is complete and made by this code: same version, same generator recipe, same checkpoint."""
     meta = folder / "demo.json"
     if not meta.is_file() or not (folder / RESULTS_FILE).is_file():
         return False
     try:
-        return json.loads(meta.read_text()).get("version") == DEMO_VERSION
+        info = json.loads(meta.read_text())
     except json.JSONDecodeError:
         return False
+    checkpoint = Path(info.get("checkpoint") or "")
+    return (info.get("version") == DEMO_VERSION and info.get("recipe") == demo_recipe()
+            and checkpoint.is_file() and info.get("checkpoint_sha256") == _sha256(checkpoint))
+
+
+def demo_checkpoint(recipe: dict, bench: Path, progress: Progress | None = None) -> Path:
+    """The shipped checkpoint when it was trained on this recipe, else one trained here (cached per recipe)."""
+    from spotting_core.app_support import cache_dir
+
+    if DEMO_CHECKPOINT.is_file() and checkpoint_recipe(DEMO_CHECKPOINT) == recipe:
+        return DEMO_CHECKPOINT
+    cached = cache_dir() / "checkpoints" / f"demo_saliency-{recipe['generator'][:12]}.pt"
+    if not (cached.is_file() and checkpoint_recipe(cached) == recipe):
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        train_demo_checkpoint(bench, cached, progress=progress)
+    return cached
 
 
 def ensure_demo(rebuild: bool = False, progress: Progress | None = None) -> Path:
@@ -237,6 +310,7 @@ def _build(folder: Path, work: Path, progress: Progress | None) -> None:
     from spotting_core.synth import feature_name
 
     name = feature_name(DEMO_BENCHMARK["dim"])
+    recipe = demo_recipe()
     with tempfile.TemporaryDirectory(prefix="spotting-demo-", dir=cache_dir()) as tmp:
         bench = generate_benchmark(Path(tmp) / "bench", progress=_step(progress, 0.0, 0.1))
         info = json.loads((bench / "synth.json").read_text())
@@ -245,11 +319,7 @@ def _build(folder: Path, work: Path, progress: Progress | None) -> None:
         for half in HALVES:
             shutil.copy2(feature_path(game_dir, half, name), feature_path(work, half, name))
         shutil.copy2(game_dir / LABELS_FILE, work / LABELS_FILE)
-        checkpoint = DEMO_CHECKPOINT
-        if not checkpoint.is_file():
-            checkpoint = cache_dir() / "checkpoints" / "demo_saliency.pt"
-            if not checkpoint.is_file():
-                train_demo_checkpoint(bench, checkpoint, progress=_step(progress, 0.1, 0.6))
+        checkpoint = demo_checkpoint(recipe, bench, progress=_step(progress, 0.1, 0.6))
     labels = read_labels(work / LABELS_FILE)
     labels["game_time"] = labels["game_time"].astype(str)
     seconds = DEMO_BENCHMARK["half_minutes"] * 60.0
@@ -265,6 +335,8 @@ def _build(folder: Path, work: Path, progress: Progress | None) -> None:
                   synthetic=True, source=f"synthetic benchmark {DEMO_BENCHMARK}, test game {game}")
     atomic_write_text(work / MATCH_FILE, json.dumps(asdict(match), indent=2))
     atomic_write_text(work / "demo.json", json.dumps({"version": DEMO_VERSION, "benchmark": DEMO_BENCHMARK,
+                                                      "recipe": recipe, "checkpoint": str(checkpoint),
+                                                      "checkpoint_sha256": _sha256(checkpoint),
                                                       "game": game, "classes": list(CLASSES_V2)}, indent=2))
 
 
@@ -287,7 +359,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.train:
             with tempfile.TemporaryDirectory(prefix="spotting-demo-bench-") as tmp:
                 bench = generate_benchmark(Path(tmp) / "bench")
-                print(train_demo_checkpoint(bench, Path(args.train)))
+                result = train_demo_checkpoint(bench, Path(args.train))
+            fit_info = {k: v for k, v in result.items() if k not in ("history",)}
+            print(json.dumps(fit_info))
         else:
             print(ensure_demo(rebuild=args.rebuild))
     except SpottingError as e:
