@@ -15,6 +15,15 @@ Samplers (a model picks one with its `sampling` attribute):
     "balanced"  RMS-Net: every stride-1 clip that contains an event (n_F clips), plus n_F / C clips
                 with no event drawn afresh each epoch, so that background weighs as much as an
                 average class.
+    "anchored"  CALF (official `getChunks_anchors` + `__getitem__`): every clip is drawn afresh. A
+                class is picked uniformly among the C event classes and "background" (those that
+                have anchors), then one of its events, and the chunk is placed so that the event
+                falls at a uniform position in (margin, clip_frames - margin] (the official shift
+                in [-chunk + receptive_field, -receptive_field)); a background clip is a uniform
+                stride-1 clip with no event inside (the official code further keeps it outside
+                every event's K1..K4 context; without the model's K here, an event-free clip is the
+                rule). Starts are clamped into the half. `clips_per_epoch` chunks per epoch
+                (official: 18,000), by default as many as there are event anchors.
 
 `events` follows `soccernet.events_per_frame`: 1 where a visible event sits, -1 where an unshown
 one does, 0 elsewhere. Each model derives its own targets from it (models/base.py).
@@ -43,7 +52,7 @@ from spotting_core.soccernet import (
 )
 
 SPLITS = ("train", "valid", "test")
-SAMPLERS = ("uniform", "balanced")
+SAMPLERS = ("uniform", "balanced", "anchored")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -156,7 +165,8 @@ class ClipSampler:
     """Batches of clips from a list of games; `batches(epoch)` is deterministic per (seed, epoch)."""
 
     def __init__(self, games: Sequence[GameData], *, clip_frames: int, batch_size: int, mode: str = "uniform",
-                 seed: int = 0, clips_per_epoch: int | None = None, num_classes: int | None = None):
+                 seed: int = 0, clips_per_epoch: int | None = None, num_classes: int | None = None,
+                 anchor_margin: int = 0):
         if mode not in SAMPLERS:
             raise ValueError(f"unknown sampler {mode!r}; choose from {', '.join(SAMPLERS)}")
         if not games:
@@ -172,6 +182,18 @@ class ClipSampler:
         self.feats = feats if feats.dtype == np.uint8 else feats.astype(np.float32, copy=False)
         self.events = np.concatenate(events).astype(np.float32, copy=False)   # (N, C)
         self.num_classes = int(num_classes or self.events.shape[1])
+        self.anchor_margin = int(anchor_margin)
+        if mode == "anchored":
+            if not 0 <= 2 * self.anchor_margin < self.clip_frames:
+                raise ValueError(f"anchor_margin {anchor_margin}: needs 0 <= 2 * margin < clip_frames ({clip_frames})")
+            anchors = [np.stack(np.nonzero(ev), axis=1) for ev in events]  # per half: (n, 2) (frame, class)
+            rows = np.concatenate([np.concatenate([np.full((len(a), 1), h), a], axis=1)
+                                   for h, a in enumerate(anchors)]).astype(np.int64)  # (n, 3) (half, frame, class)
+            self.anchors = [rows[rows[:, 2] == c, :2] for c in range(self.num_classes)]  # per class (n_c, 2)
+            bg = [event_clip_starts(ev, self.clip_frames)[1] for ev in events]
+            self.background = np.concatenate([np.stack([np.full(len(b), h), b], axis=1)
+                                              for h, b in enumerate(bg)]).astype(np.int64)  # (n_B, 2)
+            self.n_anchors = int(sum(len(a) for a in self.anchors))
         if mode == "balanced":
             fg, bg = [], []
             for h, ev in enumerate(events):
@@ -192,6 +214,8 @@ class ClipSampler:
                 for h, T in enumerate(self.lengths)
                 for s in [uniform_starts(int(T), self.clip_frames, phase)]
             ]).astype(np.int64)
+        elif self.mode == "anchored":
+            return self._anchored_clips(rng)
         else:
             n_bg = min(int(round(len(self.foreground) / self.num_classes)), len(self.background))
             pick = rng.choice(len(self.background), size=n_bg, replace=False) if n_bg else np.zeros(0, np.int64)
@@ -199,6 +223,27 @@ class ClipSampler:
         clips = clips[rng.permutation(len(clips))]
         if self.clips_per_epoch is not None:
             clips = clips[: int(self.clips_per_epoch)]
+        return clips
+
+    def _anchored_clips(self, rng: np.random.Generator) -> np.ndarray:
+        """(N, 2) anchored chunks (module docstring), already in random order."""
+        n = int(self.clips_per_epoch) if self.clips_per_epoch is not None else max(self.n_anchors, 1)
+        pools = [a for a in self.anchors if len(a)] + ([self.background] if len(self.background) else [])
+        if not pools:
+            raise SpottingError("anchored sampling: no event and no event-free clip in the training halves")
+        pick = rng.integers(len(pools), size=n)                                  # class (or background) per chunk
+        clips = np.zeros((n, 2), dtype=np.int64)
+        lo, hi = self.anchor_margin + 1, self.clip_frames - self.anchor_margin   # event position in [lo, hi]
+        for k, pool in enumerate(pools):
+            rows = np.nonzero(pick == k)[0]
+            chosen = pool[rng.integers(len(pool), size=len(rows))]              # (m, 2) (half, frame or start)
+            clips[rows, 0] = chosen[:, 0]
+            if pool is self.background:
+                clips[rows, 1] = chosen[:, 1]
+            else:
+                clips[rows, 1] = chosen[:, 1] - rng.integers(lo, hi + 1, size=len(rows))
+        last = np.maximum(self.lengths[clips[:, 0]] - self.clip_frames, 0)
+        clips[:, 1] = np.clip(clips[:, 1], 0, last)
         return clips
 
     def __len__(self) -> int:

@@ -273,7 +273,7 @@ def fit(cfg: TrainConfig, progress: Progress | None = None) -> dict:
     model = build_model(cfg.model, input_dim=dim, num_classes=len(CLASSES_V2), fps=FPS, **options).to(device)
     sampler = ClipSampler(train_games, clip_frames=model.clip_frames, batch_size=cfg.batch_size,
                           mode=model.sampling, seed=cfg.seed, clips_per_epoch=cfg.clips_per_epoch,
-                          num_classes=len(CLASSES_V2))
+                          num_classes=len(CLASSES_V2), anchor_margin=getattr(model, "anchor_margin", 0))
     optimizer, scheduler, per_step = make_optimizer(model, lr=cfg.lr, epochs=cfg.epochs,
                                                     steps_per_epoch=len(sampler), patience=cfg.patience)
     use_amp = cfg.amp and device.type == "cuda"

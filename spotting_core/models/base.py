@@ -35,7 +35,7 @@ class SpottingModel(nn.Module):
 
     name: str = ""            # registry name, set by models/__init__.py
     Config: type = None       # the dataclass of hyper-parameters
-    sampling: str = "uniform"  # training clip sampler in data.py: "uniform" or "balanced" (RMS-Net)
+    sampling: str = "uniform"  # training clip sampler in data.py: "uniform", "balanced" (RMS-Net), "anchored" (CALF)
     # what x is: "features" (B, T, D) from feature files, or "frames" (B, T, H, W, 3) uint8 RGB decoded
     # from videos at the model's fps with H = input_dim (end-to-end models; data.py / spot.py load them
     # through spotting_core.frames)

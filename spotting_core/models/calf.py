@@ -250,6 +250,7 @@ def _pooled_length(t: int, times: int = 3) -> int:
 
 class CALF(SpottingModel):
     Config = Config
+    sampling = "anchored"  # official getChunks_anchors: chunks placed around events (data.py)
 
     def __init__(self, cfg: Config):
         super().__init__(cfg)
@@ -263,6 +264,7 @@ class CALF(SpottingModel):
             raise SpottingError("calf: k_seconds must satisfy K1 < K2 < 0 < K3 < K4 for every class")
         self.register_buffer("k_frames", k * cfg.fps, persistent=False)   # (4, C)
         self.receptive_field = int(round(cfg.receptive_field_s * cfg.fps))
+        self.anchor_margin = self.receptive_field  # anchored chunks: events at (R, T - R] in the chunk
         pooled = _pooled_length(self.clip_frames)
         if self.receptive_field < 1 or pooled < 1:
             raise ValueError(f"calf: window {self.clip_frames} frames / receptive field "
