@@ -68,6 +68,11 @@ def cpu_self() -> float:
     return r.ru_utime + r.ru_stime
 
 
+def cpu_time() -> float:
+    """CPU seconds of this process and its finished children (ffmpeg) together."""
+    return cpu_self() + cpu_children()
+
+
 def raw_pipe(path: Path, size=(224, 224)) -> int:
     cmd = [video.ffmpeg_exe(), "-loglevel", "error", "-i", str(path), "-vf", f"fps=2,scale={size[0]}:{size[1]}",
            "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]

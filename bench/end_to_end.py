@@ -25,7 +25,6 @@ with save_checkpoint. Its events are meaningless; its speed is that of a trained
 from __future__ import annotations
 
 import argparse
-import resource
 import shutil
 import subprocess
 import sys
@@ -38,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from decode import CACHE, bench_video  # noqa: E402
+from decode import CACHE, bench_video, cpu_time  # noqa: E402
 
 from spotting_core import features, highlights, soccernet, video  # noqa: E402
 from spotting_core.models import build_model, save_checkpoint  # noqa: E402
@@ -46,11 +45,6 @@ from spotting_core.spot import spot_path  # noqa: E402
 
 BACKBONE = "mobilenetv2-offline"
 
-
-def cpu_time() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    c = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime + c.ru_utime + c.ru_stime
 
 
 def timed(fn):

@@ -14,7 +14,6 @@ measures its speed with random weights (speed does not depend on the values of t
 from __future__ import annotations
 
 import argparse
-import resource
 import sys
 import time
 from pathlib import Path
@@ -25,16 +24,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from decode import bench_video  # noqa: E402
+from decode import bench_video, cpu_time  # noqa: E402
 
 from spotting_core import features  # noqa: E402
 from spotting_core.errors import SpottingError  # noqa: E402
-
-
-def cpu_time() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    c = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime + c.ru_utime + c.ru_stime
 
 
 def network(name: str) -> tuple[torch.nn.Module, str]:

@@ -15,7 +15,6 @@ veryfast re-encode) is timed once and its output checked to the frame count.
 from __future__ import annotations
 
 import argparse
-import resource
 import statistics
 import subprocess
 import sys
@@ -27,16 +26,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from decode import bench_video  # noqa: E402
+from decode import bench_video, cpu_time  # noqa: E402
 
 from spotting_core import highlights as hl  # noqa: E402
 from spotting_core import video  # noqa: E402
-
-
-def cpu_children() -> float:
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    s = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime + s.ru_utime + s.ru_stime
 
 
 def plain_copy(src: Path, segments: list[tuple[float, float]], out: Path) -> None:
@@ -54,9 +47,9 @@ def plain_copy(src: Path, segments: list[tuple[float, float]], out: Path) -> Non
 
 
 def timed(fn) -> tuple[float, float]:
-    c0, t0 = cpu_children(), time.perf_counter()
+    c0, t0 = cpu_time(), time.perf_counter()
     fn()
-    return time.perf_counter() - t0, cpu_children() - c0
+    return time.perf_counter() - t0, cpu_time() - c0
 
 
 def main() -> None:
