@@ -91,6 +91,7 @@ class GameData:
     halves: list[np.ndarray]
     events: list[np.ndarray]
     labels: pd.DataFrame
+    entities: list[tuple[np.ndarray, np.ndarray]] | None = None  # per half: (T, N, d) features, (T, N) mask
 
     @property
     def dim(self) -> int:
@@ -114,6 +115,27 @@ def load_game(data: str | os.PathLike, game: str, features: str, *, classes: Seq
     labels = read_labels(game_dir / labels_file, classes=classes, fps=fps)
     events = events_per_frame(labels, [h.shape[0] for h in halves], len(classes))
     return GameData(name=game, halves=halves, events=events, labels=labels)
+
+
+def load_entities(game_dir: str | os.PathLike, halves: Sequence[np.ndarray]
+                  ) -> list[tuple[np.ndarray, np.ndarray]] | None:
+    """Each half's precomputed `(entities (T, N, d), mask (T, N))`, or None when the game has none."""
+    from spotting_core.entities import entities_path, load_precomputed
+
+    if not all(entities_path(game_dir, i + 1).is_file() for i in range(len(halves))):
+        return None
+    out = [load_precomputed(game_dir, i + 1) for i in range(len(halves))]
+    for i, ((ent, _), h) in enumerate(zip(out, halves)):
+        if ent.shape[0] != h.shape[0]:
+            raise SpottingError(f"{entities_path(game_dir, i + 1)}: {ent.shape[0]} frames of entities "
+                                f"for {h.shape[0]} frames of input")
+    return out
+
+
+def attach_entities(data: str | os.PathLike, games: Sequence[GameData]) -> None:
+    """For models with `entity_inputs`: load each game's `<half>_entities.npy` where it has them."""
+    for g in games:
+        g.entities = load_entities(Path(data) / g.name, g.halves)
 
 
 def load_games(data: str | os.PathLike, games: Sequence[str], features: str, *,
@@ -182,6 +204,19 @@ class ClipSampler:
         self.feats = feats if feats.dtype == np.uint8 else feats.astype(np.float32, copy=False)
         self.events = np.concatenate(events).astype(np.float32, copy=False)   # (N, C)
         self.num_classes = int(num_classes or self.events.shape[1])
+        self.entities = self.entity_mask = None
+        with_entities = [g.entities is not None for g in games]
+        if any(with_entities):
+            if not all(with_entities):
+                missing = next(g.name for g, w in zip(games, with_entities) if not w)
+                raise SpottingError(f"{missing}: no <half>_entities.npy, but other games have them; "
+                                    "give every game entity features or none")
+            ents = [e for g in games for e in g.entities]
+            shapes = {e.shape[1:] for e, _ in ents}
+            if len(shapes) > 1:
+                raise SpottingError(f"entity features differ in shape (N_max, d) across games: {sorted(shapes)}")
+            self.entities = np.concatenate([e for e, _ in ents])              # (N, N_max, d)
+            self.entity_mask = np.concatenate([m for _, m in ents])           # (N, N_max)
         self.anchor_margin = int(anchor_margin)
         if mode == "anchored":
             if not 0 <= 2 * self.anchor_margin < self.clip_frames:
@@ -255,8 +290,12 @@ class ClipSampler:
         h, s = clips[:, 0], clips[:, 1]
         frames = s[:, None] + np.arange(self.clip_frames)[None]                    # (B, T)
         frames = np.clip(frames, 0, self.lengths[h][:, None] - 1) + self.offsets[h][:, None]
-        return {"x": torch.from_numpy(self.feats[frames]),                          # (B, T, D)
-                "events": torch.from_numpy(self.events[frames])}                    # (B, T, C)
+        batch = {"x": torch.from_numpy(self.feats[frames]),                         # (B, T, D)
+                 "events": torch.from_numpy(self.events[frames])}                   # (B, T, C)
+        if self.entities is not None:
+            batch["entities"] = torch.from_numpy(self.entities[frames])             # (B, T, N, d)
+            batch["entity_mask"] = torch.from_numpy(self.entity_mask[frames])       # (B, T, N)
+        return batch
 
     def batches(self, epoch: int) -> Iterator[dict[str, torch.Tensor]]:
         clips = self.epoch_clips(epoch)

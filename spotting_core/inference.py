@@ -123,11 +123,14 @@ def events_from_scores(peaks: np.ndarray, *, half: int, fps: float = FPS,
 # ---------------------------------------------------------------------------------------------
 # Running a model over a match
 # ---------------------------------------------------------------------------------------------
-def spot_half(model, feats: np.ndarray | torch.Tensor, *, batch_size: int = 256) -> dict[str, np.ndarray]:
+def spot_half(model, feats: np.ndarray | torch.Tensor, *, batch_size: int = 256,
+              entities: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """Per-frame scores of one half: {"scores": (T, C), optional "saliency", "saliency_windows"}.
 
     feats: (T, D) features, or (T, H, W, 3) uint8 frames (H = input_dim) for a model whose
     `input_kind` is "frames" (kept uint8 here; the model converts one batch of windows at a time).
+    entities: the half's precomputed (T, N, d) entity features and (T, N) mask, for a model with
+    `entity_inputs` (ignored otherwise).
     """
     frames = getattr(model, "input_kind", "features") == "frames"
     if not torch.is_tensor(feats):
@@ -141,15 +144,21 @@ def spot_half(model, feats: np.ndarray | torch.Tensor, *, batch_size: int = 256)
         want = f"(T, {model.input_dim}, W, 3) frames" if frames else f"(T, {model.input_dim})"
         raise SpottingError(f"features have shape {tuple(x.shape)} but the model expects {want}")
     model.eval()
-    out = model.sequence_scores(x, batch_size=batch_size)
+    kw = {}
+    if entities is not None and model.entity_inputs:
+        kw = {"entities": torch.as_tensor(entities[0]), "entity_mask": torch.as_tensor(entities[1])}
+    out = model.sequence_scores(x, batch_size=batch_size, **kw)
     return {k: v.detach().float().cpu().numpy() for k, v in out.items()}
 
 
 def spot_game(model, halves: Sequence[np.ndarray], *, classes: Sequence[str] = CLASSES_V2,
               window_s: float | None = None, threshold: float | None = None, method: str = "hard",
-              batch_size: int = 256, progress: Callable[[float, str], None] | None = None
+              batch_size: int = 256, progress: Callable[[float, str], None] | None = None,
+              entities: Sequence[tuple[np.ndarray, np.ndarray]] | None = None
               ) -> tuple[pd.DataFrame, dict[int, dict[str, np.ndarray]]]:
     """Spot every half: the events table (RESULT_COLUMNS-like) and the per-half arrays.
+
+    entities: per half, the precomputed (entities, mask) for models with `entity_inputs`.
 
     window_s / threshold default to the model's own `nms_window_s` / `nms_threshold` (its paper's).
     """
@@ -160,7 +169,7 @@ def spot_game(model, halves: Sequence[np.ndarray], *, classes: Sequence[str] = C
         half = HALVES[i] if i < len(HALVES) else i + 1
         if progress:
             progress(i / len(halves), f"spotting half {half}")
-        arrays[half] = spot_half(model, feats, batch_size=batch_size)
+        arrays[half] = spot_half(model, feats, batch_size=batch_size, entities=entities[i] if entities else None)
         peaks = nms(arrays[half]["scores"], window_s=window_s, fps=model.fps, threshold=threshold, method=method)
         tables.append(events_from_scores(peaks, half=half, fps=model.fps, classes=classes))
     if progress:

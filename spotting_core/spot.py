@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from spotting_core.data import load_entities
 from spotting_core.errors import SpottingError
 from spotting_core.inference import NMS_METHODS, spot_game, write_outputs
 from spotting_core.models import load_checkpoint
@@ -125,11 +126,13 @@ def spot_path(input: str | os.PathLike, *, checkpoint: str | os.PathLike, out_di
         name = backbone or trained
         default_out = src.with_name(f"{src.stem}_spotting")
     _check_dim(str(src), halves, trained, dim, name)
+    # precomputed entity features (<half>_entities.npy) of a game folder, for models that read them
+    entities = load_entities(src, halves) if model.entity_inputs and src.is_dir() else None
 
     kwargs = {"classes": classes} if classes is not None else {}
     with torch.no_grad():
         events, arrays = spot_game(model, halves, window_s=window_s, threshold=threshold, method=method,
-                                   progress=progress, **kwargs)
+                                   progress=progress, entities=entities, **kwargs)
     if half_numbers != list(HALVES)[: len(halves)]:  # a lone second half: renumber
         renumber = dict(zip(list(HALVES)[: len(halves)], half_numbers))
         events = events.assign(half=events["half"].map(renumber))

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from spotting_core.data import ClipSampler, GameData, find_splits, load_games
+from spotting_core.data import ClipSampler, GameData, attach_entities, find_splits, load_games
 from spotting_core.errors import SpottingError
 from spotting_core.inference import spot_game
 from spotting_core.metrics import average_map
@@ -193,7 +193,7 @@ def evaluate_games(model, games: Sequence[GameData], *, metrics: Sequence[str] =
     model.eval()
     targets, detections = [], []
     for i, g in enumerate(games):
-        events, _ = spot_game(model, g.halves, classes=classes)
+        events, _ = spot_game(model, g.halves, classes=classes, entities=g.entities)
         targets += g.events
         detections += detections_from_events(events, [len(h) for h in g.halves], len(classes))
         if progress:
@@ -271,6 +271,9 @@ def fit(cfg: TrainConfig, progress: Progress | None = None) -> dict:
         if key in cfg.model_options and cfg.model_options[key] != value:
             raise SpottingError(f"--set {key}={cfg.model_options[key]}: the data has {key} {value}")
     model = build_model(cfg.model, input_dim=dim, num_classes=len(CLASSES_V2), fps=FPS, **options).to(device)
+    if model.entity_inputs:  # precomputed <half>_entities.npy, where the games have them
+        attach_entities(cfg.data, train_games)
+        attach_entities(cfg.data, valid_games)
     sampler = ClipSampler(train_games, clip_frames=model.clip_frames, batch_size=cfg.batch_size,
                           mode=model.sampling, seed=cfg.seed, clips_per_epoch=cfg.clips_per_epoch,
                           num_classes=len(CLASSES_V2), anchor_margin=getattr(model, "anchor_margin", 0))
@@ -291,7 +294,7 @@ def fit(cfg: TrainConfig, progress: Progress | None = None) -> dict:
         for step, batch in enumerate(bar):
             batch = model.augment(_to(batch, device))
             with torch.autocast(device_type=device.type, enabled=use_amp):
-                outputs = model(batch["x"])                           # x: (B, T, D)
+                outputs = model.forward_batch(batch)                  # x: (B, T, D) [+ entities]
                 terms = model.loss(outputs, batch)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(terms["loss"]).backward()
@@ -336,6 +339,8 @@ def fit(cfg: TrainConfig, progress: Progress | None = None) -> dict:
 
         best_model, _ = load_checkpoint(cfg.out, device=device)
         test_games = load_games(cfg.data, splits["test"], cfg.features, frame_height=frame_height)
+        if best_model.entity_inputs:
+            attach_entities(cfg.data, test_games)
         result["test"] = evaluate_games(best_model, test_games)
     if progress:
         progress(1.0, "done")

@@ -128,3 +128,56 @@ def test_cli_train_bad_options_are_one_line(tiny, tmp_path, capsys):
     assert main([*base, "--features", "nope"]) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
     assert not (tmp_path / "m.pt").exists()
+
+
+def _write_entities(game_dir, n: int = 3, d: int = 8, seed: int = 0) -> None:
+    """(T, n, d) entity features + mask per half, T from the game's own features."""
+    rng = np.random.default_rng(seed)
+    for half in (1, 2):
+        T = np.load(game_dir / f"{half}_synth512.npy", mmap_mode="r").shape[0]
+        np.save(game_dir / f"{half}_entities.npy", rng.standard_normal((T, n, d)).astype(np.float32))
+        np.save(game_dir / f"{half}_entities_mask.npy", rng.random((T, n)) < 0.7)
+
+
+def test_precomputed_entities_reach_training_and_spotting(tiny, tmp_path, monkeypatch):
+    """A model with entity_inputs (UGL) gets each game's <half>_entities.npy in every training batch,
+    in validation and in `spot`; a model without them never sees them."""
+    import shutil
+
+    from spotting_core.models.ugl import UGLHead
+    from spotting_core.spot import spot_path
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny, data)
+    game_dirs = sorted(p.parent for p in data.rglob("Labels-v2.json"))
+    for g in game_dirs:
+        _write_entities(g)
+    seen = []
+    original = UGLHead.forward
+
+    def spy(self, g, entities=None, entity_mask=None):
+        seen.append(None if entities is None else (tuple(entities.shape), tuple(entity_mask.shape)))
+        return original(self, g, entities, entity_mask)
+
+    monkeypatch.setattr(UGLHead, "forward", spy)
+    opts = {"window_s": "5", "entity_dim": "8", "d_model": "16", "heads": "2", "ffn_dim": "16", "gru_hidden": "8"}
+    out = tmp_path / "ugl.pt"
+    fit(TrainConfig(model="ugl", data=str(data), features="synth512", out=str(out), epochs=1, batch_size=4,
+                    seed=0, clips_per_epoch=8, model_options=opts, evaluate_test=False))
+    assert seen and all(s is not None for s in seen)
+    assert seen[0] == ((4, 10, 3, 8), (4, 10, 3))           # (B, T, N, d) and (B, T, N) in training
+    seen.clear()
+    spot_path(game_dirs[0], checkpoint=out, out_dir=tmp_path / "spot")
+    assert seen and all(s is not None and s[0][2:] == (3, 8) for s in seen)
+
+    # every game of a sampler or none: a game without entity files among games with them is an error
+    from spotting_core.data import ClipSampler, attach_entities, load_games
+
+    names = [str(g.relative_to(data)) for g in game_dirs]
+    for half in (1, 2):
+        (game_dirs[0] / f"{half}_entities.npy").unlink()
+    games = load_games(data, names, "synth512")
+    attach_entities(data, games)
+    assert games[0].entities is None and games[1].entities is not None
+    with pytest.raises(SpottingError, match="no <half>_entities.npy"):
+        ClipSampler(games, clip_frames=10, batch_size=4)

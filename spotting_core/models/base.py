@@ -5,6 +5,7 @@
     frame_scores(outputs)            -> {"scores": (B, T_out, C) probabilities,
                                          "saliency": (B, T) per input frame, only if the model has it}
     sequence_scores(feats: (T, D))   -> {"scores": (T, C), "saliency": (T,) , "saliency_windows": (T, W)}
+    forward_batch(batch)             -> forward() fed from a training batch (x, + entities for UGL)
 
 `batch` is what `spotting_core.data` yields:
     "x":      (B, T, D) float features of a clip of T = clip_frames frames
@@ -40,6 +41,10 @@ class SpottingModel(nn.Module):
     # from videos at the model's fps with H = input_dim (end-to-end models; data.py / spot.py load them
     # through spotting_core.frames)
     input_kind: str = "features"
+    # True for models that read precomputed per-frame entity features (UGL's local-entity branch):
+    # data.py then loads `<half>_entities.npy` when a game has them and batches carry "entities"
+    # (B, T, N, d) and "entity_mask" (B, T, N); forward(x, entities, entity_mask) receives them.
+    entity_inputs: bool = False
 
     def __init__(self, cfg):
         super().__init__()
@@ -63,6 +68,12 @@ class SpottingModel(nn.Module):
     def augment(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Training-time augmentation of a batch (identity unless the paper has one)."""
         return batch
+
+    def forward_batch(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """forward() fed from a training batch: x, plus the entity features when the model reads them."""
+        if self.entity_inputs and "entities" in batch:
+            return self(batch["x"], batch["entities"], batch.get("entity_mask"))
+        return self(batch["x"])
 
     def config_dict(self) -> dict:
         return asdict(self.cfg)

@@ -187,6 +187,7 @@ class UGL(SpottingModel):
     def __init__(self, cfg: Config):
         super().__init__(cfg)
         self.output_mode = "sequence"
+        self.entity_inputs = cfg.use_entities
         d_model = cfg.d_model or min(cfg.input_dim, MAX_HIDDEN)
         self.head = UGLHead(global_dim=cfg.input_dim, num_classes=cfg.num_classes,
                             use_entities=cfg.use_entities, entity_dim=cfg.entity_dim, d_model=d_model,
@@ -199,10 +200,6 @@ class UGL(SpottingModel):
                 entity_mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """x (B, T, D); entities (B, T, N, entity_dim) and entity_mask (B, T, N), both optional."""
         return {"logits": self.head(x, entities, entity_mask)}              # (B, T, K + 1)
-
-    def forward_batch(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """forward() fed from a training batch, with batch["entities"] / ["entity_mask"] when present."""
-        return self(batch["x"], batch.get("entities"), batch.get("entity_mask"))
 
     @staticmethod
     def frame_targets(events: torch.Tensor) -> torch.Tensor:

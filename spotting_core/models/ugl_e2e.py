@@ -228,6 +228,7 @@ class UGLEndToEnd(SpottingModel):
         if cfg.entities not in ENTITY_SOURCES:
             raise SpottingError(f"entities {cfg.entities!r}: choose from {', '.join(ENTITY_SOURCES)}")
         self.output_mode = "sequence"
+        self.entity_inputs = cfg.entities == "precomputed"
         self.backbone = GSMRegNet(arch=cfg.arch, weights=cfg.weights, n_div=cfg.gsm_div)
         C = self.backbone.out_channels
         self.extractor = None
