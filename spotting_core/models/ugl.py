@@ -210,9 +210,12 @@ class UGL(SpottingModel):
         return y / y.sum(dim=-1, keepdim=True)
 
     def loss(self, outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Softmax focal loss per frame, against batch["target"] when an augmentation mixed the targets
+        (ugl-e2e's mixup), else the targets of batch["events"]. Shared by ugl-e2e."""
         logits = outputs["logits"]                                             # (B, T, K + 1)
-        y = self.frame_targets(batch["events"].to(logits.device))
-        fl = focal_loss(logits, y, gamma=self.cfg.focal_gamma, alpha=self.focal_alpha, reduction="mean")
+        y = batch["target"] if "target" in batch else UGL.frame_targets(batch["events"])
+        fl = focal_loss(logits, y.to(logits.device), gamma=self.cfg.focal_gamma, alpha=self.focal_alpha,
+                        reduction="mean")
         return {"loss": fl, "focal": fl}
 
     def frame_scores(self, outputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

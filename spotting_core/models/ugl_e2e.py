@@ -45,7 +45,6 @@ from torch import nn
 
 from spotting_core.errors import SpottingError
 from spotting_core.features import IMAGENET_MEAN, IMAGENET_STD
-from spotting_core.losses import focal_loss
 from spotting_core.models.base import SpottingModel
 from spotting_core.models.ugl import MAX_HIDDEN, UGL, UGLHead
 
@@ -285,15 +284,8 @@ class UGLEndToEnd(SpottingModel):
                                      mixup_alpha=self.cfg.mixup_alpha)
         return {**batch, "x": x, "target": target}
 
-    def loss(self, outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        logits = outputs["logits"]                                               # (B, T, K + 1)
-        y = batch["target"] if "target" in batch else frame_targets(batch["events"])
-        fl = focal_loss(logits, y.to(logits.device), gamma=self.cfg.focal_gamma, alpha=self.focal_alpha,
-                        reduction="mean")
-        return {"loss": fl, "focal": fl}
-
-    def frame_scores(self, outputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        return {"scores": torch.softmax(outputs["logits"], dim=-1)[..., : self.num_classes]}  # (B, T, K)
+    loss = UGL.loss                  # the same per-frame focal loss and softmax scores as UGL on features
+    frame_scores = UGL.frame_scores
 
     @torch.no_grad()
     def sequence_scores(self, feats: torch.Tensor, *, batch_size: int = 256,
