@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from spotting_core.errors import SpottingError
 from spotting_core.soccernet import CLASSES_V2, FPS, HALVES, RESULTS_FILE, format_game_time, write_results
 
 NMS_METHODS = ("hard", "linear", "gaussian")
@@ -132,15 +133,13 @@ def spot_half(model, feats: np.ndarray | torch.Tensor, *, batch_size: int = 256,
     entities: the half's precomputed (T, N, d) entity features and (T, N) mask, for a model with
     `entity_inputs` (ignored otherwise).
     """
-    frames = getattr(model, "input_kind", "features") == "frames"
+    frames = model.input_kind == "frames"
     if not torch.is_tensor(feats):
         feats = np.asarray(feats)
         x = torch.as_tensor(feats if frames and feats.dtype == np.uint8 else feats.astype(np.float32, copy=False))
     else:
         x = feats
     if x.ndim != (4 if frames else 2) or x.shape[1] != model.input_dim:
-        from spotting_core.errors import SpottingError
-
         want = f"(T, {model.input_dim}, W, 3) frames" if frames else f"(T, {model.input_dim})"
         raise SpottingError(f"features have shape {tuple(x.shape)} but the model expects {want}")
     model.eval()

@@ -80,16 +80,30 @@ class SpottingModel(nn.Module):
 
     # ----- whole-half inference ---------------------------------------------------------------
     @torch.no_grad()
-    def sequence_scores(self, feats: torch.Tensor, *, batch_size: int = 256) -> dict[str, torch.Tensor]:
+    def sequence_scores(self, feats: torch.Tensor, *, batch_size: int = 256,
+                        entities: torch.Tensor | None = None,
+                        entity_mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Scores for every frame of a half. feats: (T, D) -> {"scores": (T, C), ...}.
 
-        Generic, batched sliding windows; no Python loop per window.
+        Generic, batched sliding windows; no Python loop per window. Frame-input models get
+        (T, H, W, 3) uint8 frames, kept where they are and moved to the device one batch of windows
+        at a time. Models with `entity_inputs` may get the half's entities (T, N, d) and mask (T, N),
+        cut into the same windows.
         """
-        if feats.ndim != 2:
-            raise ValueError(f"expected (T, D) features, got {tuple(feats.shape)}")
+        frames_in = self.input_kind == "frames"
+        if feats.ndim != (4 if frames_in else 2):
+            want = "frames (T, H, W, 3)" if frames_in else "(T, D) features"
+            raise ValueError(f"expected {want}, got {tuple(feats.shape)}")
         T, W = feats.shape[0], self.clip_frames
         device = next(self.parameters()).device
-        feats = feats.to(device=device, dtype=torch.float32)
+        if not frames_in:
+            feats = feats.to(device=device, dtype=torch.float32)
+        if entities is not None:
+            if entities.ndim != 3 or entities.shape[0] != T:
+                raise ValueError(f"expected (T, N, d) entities for {T} frames, got {tuple(entities.shape)}")
+            if entity_mask is None:
+                entity_mask = torch.ones(entities.shape[:2], dtype=torch.bool)
+        batch_size = max(1, min(batch_size, getattr(self.cfg, "infer_windows", batch_size)))
         if self.output_mode == "center":
             starts = torch.arange(T, device=device) - W // 2
         else:
@@ -101,7 +115,13 @@ class SpottingModel(nn.Module):
         scores, saliency = [], []
         for b in range(0, len(starts), batch_size):
             idx = (starts[b:b + batch_size, None] + offsets[None]).clamp_(0, T - 1)  # (B, W)
-            out = self.frame_scores(self(feats[idx]))                               # x: (B, W, D)
+            x = feats[idx.to(feats.device)].to(device)                               # (B, W, D) or frames
+            if entities is None:
+                out = self.frame_scores(self(x))
+            else:
+                i = idx.to(entities.device)
+                out = self.frame_scores(self(x, entities[i].to(device, torch.float32),
+                                             entity_mask[i.to(entity_mask.device)].to(device, torch.bool)))
             scores.append(out["scores"])
             if "saliency" in out:
                 saliency.append(out["saliency"])

@@ -220,34 +220,3 @@ class UGL(SpottingModel):
 
     def frame_scores(self, outputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {"scores": torch.softmax(outputs["logits"], dim=-1)[..., : self.num_classes]}  # (B, T, K)
-
-    @torch.no_grad()
-    def sequence_scores(self, feats: torch.Tensor, *, batch_size: int = 256,
-                        entities: torch.Tensor | None = None,
-                        entity_mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """(T, D) [+ entities (T, N, d_ent), mask (T, N)] -> {"scores": (T, K)}; the base's windows."""
-        if entities is None:
-            return super().sequence_scores(feats, batch_size=batch_size)
-        if feats.ndim != 2 or entities.ndim != 3 or entities.shape[0] != feats.shape[0]:
-            raise ValueError(f"expected (T, D) features and (T, N, d) entities, got "
-                             f"{tuple(feats.shape)} and {tuple(entities.shape)}")
-        T, W = feats.shape[0], self.clip_frames
-        device = next(self.parameters()).device
-        feats, entities = feats.to(device, torch.float32), entities.to(device, torch.float32)
-        if entity_mask is None:
-            entity_mask = torch.ones(entities.shape[:2], dtype=torch.bool, device=device)
-        entity_mask = entity_mask.to(device, torch.bool)
-        stride = max(1, W // 2)
-        starts = torch.unique(torch.arange(0, max(T - W, 0) + stride, stride, device=device).clamp(max=max(T - W, 0)))
-        idx_w = torch.arange(W, device=device)
-        scores = []
-        for b in range(0, len(starts), batch_size):
-            idx = (starts[b:b + batch_size, None] + idx_w[None]).clamp_(0, T - 1)   # (n, W)
-            out = self(feats[idx], entities[idx], entity_mask[idx])                 # x: (n, W, D)
-            scores.append(self.frame_scores(out)["scores"])
-        scores = torch.cat(scores)                                                   # (N, W, K)
-        frames = torch.arange(T, device=device)
-        centres = starts + min(W, T) / 2.0
-        best = torch.argmin((frames[:, None] + 0.5 - centres[None]).abs(), dim=1)   # (T,)
-        pos = (frames - starts[best]).clamp_(0, W - 1)
-        return {"scores": scores[best, pos]}

@@ -279,47 +279,10 @@ class UGLEndToEnd(SpottingModel):
         """Crop, colour jitter and mixup of the snippets (spotting_core.frames.augment_snippets)."""
         from spotting_core.frames import augment_snippets
 
-        target = frame_targets(batch["events"])                                  # (B, T, K + 1)
+        target = UGL.frame_targets(batch["events"])                                  # (B, T, K + 1)
         x, target = augment_snippets(batch["x"], target, crop_frac=self.cfg.crop_frac, jitter=self.cfg.jitter,
                                      mixup_alpha=self.cfg.mixup_alpha)
         return {**batch, "x": x, "target": target}
 
     loss = UGL.loss                  # the same per-frame focal loss and softmax scores as UGL on features
     frame_scores = UGL.frame_scores
-
-    @torch.no_grad()
-    def sequence_scores(self, feats: torch.Tensor, *, batch_size: int = 256,
-                        entities: torch.Tensor | None = None,
-                        entity_mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """Frames of a half (T, H, W, 3) uint8 -> {"scores": (T, K)}: windows of delta frames, delta/2
-        apart, each frame from the window where it is most central (the base's "sequence" mode).
-        Frames go to the device and to float one batch of windows at a time."""
-        if feats.ndim != 4:
-            raise ValueError(f"expected frames (T, H, W, 3), got {tuple(feats.shape)}")
-        T, W = feats.shape[0], self.clip_frames
-        device = next(self.parameters()).device
-        stride = max(1, W // 2)
-        starts = torch.unique(torch.arange(0, max(T - W, 0) + stride, stride).clamp(max=max(T - W, 0)))
-        idx_w = torch.arange(W)
-        n = max(1, min(batch_size, self.cfg.infer_windows))
-        scores = []
-        for b in range(0, len(starts), n):
-            idx = (starts[b:b + n, None] + idx_w[None]).clamp_(0, T - 1)          # (n, W)
-            kw = {}
-            if entities is not None:
-                kw = {"entities": entities[idx].to(device),
-                      "entity_mask": None if entity_mask is None else entity_mask[idx].to(device)}
-            out = self(feats[idx].to(device), **kw)                               # x: (n, W, H, W', 3)
-            scores.append(self.frame_scores(out)["scores"].float().cpu())
-        scores = torch.cat(scores)                                                # (N, W, K)
-        frames = torch.arange(T)
-        centres = starts + min(W, T) / 2.0
-        best = torch.argmin((frames[:, None] + 0.5 - centres[None]).abs(), dim=1)  # (T,)
-        pos = (frames - starts[best]).clamp_(0, W - 1)
-        return {"scores": scores[best, pos]}
-
-
-def frame_targets(events: torch.Tensor) -> torch.Tensor:
-    """events (B, T, K) -> (B, T, K + 1) distribution, as UGL: the frame's classes shared, else background."""
-    return UGL.frame_targets(events)
-
