@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from spotting_core import video  # noqa: E402
+from spotting_core.io import video  # noqa: E402
 
 CACHE = ROOT / "bench" / ".cache"
 CLIPS = ROOT.parent / "shared" / "data" / "video" / "mvfoul"

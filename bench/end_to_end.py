@@ -39,9 +39,11 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from decode import CACHE, bench_video, cpu_time  # noqa: E402
 
-from spotting_core import features, highlights, soccernet, video  # noqa: E402
+from spotting_core.engine.spot import spot_path  # noqa: E402
+from spotting_core.features import extract as features  # noqa: E402
+from spotting_core.io import soccernet, video  # noqa: E402
+from spotting_core.media import reels as highlights  # noqa: E402
 from spotting_core.models import build_model, save_checkpoint  # noqa: E402
-from spotting_core.spot import spot_path  # noqa: E402
 
 BACKBONE = "mobilenetv2-offline"
 

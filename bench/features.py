@@ -26,8 +26,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from decode import bench_video, cpu_time  # noqa: E402
 
-from spotting_core import features  # noqa: E402
 from spotting_core.errors import SpottingError  # noqa: E402
+from spotting_core.features import extract as features  # noqa: E402
 
 
 def network(name: str) -> tuple[torch.nn.Module, str]:

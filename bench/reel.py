@@ -28,8 +28,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from decode import bench_video, cpu_time  # noqa: E402
 
-from spotting_core import highlights as hl  # noqa: E402
-from spotting_core import video  # noqa: E402
+from spotting_core.io import video  # noqa: E402
+from spotting_core.media import reels as hl  # noqa: E402
 
 
 def plain_copy(src: Path, segments: list[tuple[float, float]], out: Path) -> None:

@@ -1,4 +1,4 @@
-"""Proof that `spotting_core.soccernet_features` is the network and pipeline of the official SoccerNet
+"""Proof that `spotting_core.features.soccernet` is the network and pipeline of the official SoccerNet
 ResNET_TF2 / ResNET_TF2_PCA512 features, without downloading anything.
 
     make bench-soccernet-features
@@ -162,7 +162,7 @@ def relative_errors(ours: np.ndarray, ref: np.ndarray) -> tuple[float, float]:
 def pca_check(work: Path, feats: np.ndarray, seed: int) -> tuple[float, float, int, Path, object, np.ndarray]:
     from sklearn.decomposition import PCA
 
-    from spotting_core.soccernet_features import apply_pca, convert_official_pca
+    from spotting_core.features.soccernet import apply_pca, convert_official_pca
 
     rng = np.random.default_rng(seed + 1)
     basis = rng.normal(size=(256, 2048))
@@ -201,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     import cv2
     import torch
 
-    from spotting_core.soccernet_features import (
+    from spotting_core.features.soccernet import (
         KerasResNet152,
         SoccerNetExtractor,
         SoccerNetNetwork,

@@ -6,17 +6,17 @@
 Every registered model that reads features (not the end-to-end ones, which read video frames: see
 bench/ugl_e2e.py).
 
-1. `spotting_core.synth.generate` writes `--games` games (train/valid/test = 60/20/20 %), with the
+1. `spotting_core.synth.benchmark.generate` writes `--games` games (train/valid/test = 60/20/20 %), with the
    event timelines of the real SoccerNet-v2 valid labels (../shared/data/soccernet-v2/labels/valid)
    when they are there, otherwise the built-in class statistics.
-2. Each model trains with `spotting_core.train.fit` (its paper's lr / batch size / sampler, the same
+2. Each model trains with `spotting_core.engine.train.fit` (its paper's lr / batch size / sampler, the same
    seed, validation every `--eval-every` epochs, the best on valid loose Average-mAP kept) for the
    same `--epochs` passes over the training clips, except that no model trains longer than
    `--time-budget` seconds: on this shared 2-core CPU the heavy models (CALF, UGL, the saliency
    model, RMS-Net's balanced epochs) stop at that cap, which keeps the bench at ~20 minutes. The
    `epochs` column says how far each got.
 3. The best checkpoint on valid is scored on the test games (loose and tight Average-mAP, the
-   official definitions through `spotting_core.metrics`), and timed on one 45-minute half (5,400
+   official definitions through `spotting_core.engine.metrics`), and timed on one 45-minute half (5,400
    frames) of synthetic features through `inference.spot_half` (best of 2 runs).
 
 Training runs on `--threads` intra-op threads (default 1). Profiled on this shared 2-core machine
@@ -43,10 +43,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from spotting_core.inference import spot_half
+from spotting_core.engine.inference import spot_half
+from spotting_core.engine.train import TrainConfig, fit
 from spotting_core.models import MODELS, load_checkpoint
-from spotting_core.synth import feature_name, generate
-from spotting_core.train import TrainConfig, fit
+from spotting_core.synth.benchmark import feature_name, generate
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMELINES = ROOT.parent / "shared" / "data" / "soccernet-v2" / "labels" / "valid"

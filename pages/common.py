@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from spotting_core.app_support import (
+from spotting_core.errors import SpottingError
+from spotting_core.review.matches import (
     ENV_MEDIA_ROOT,
     Match,
     load_arrays,
@@ -26,8 +27,7 @@ from spotting_core.app_support import (
     open_results_folder,
     review_store_path,
 )
-from spotting_core.errors import SpottingError
-from spotting_core.review import ReviewStore
+from spotting_core.review.store import ReviewStore
 
 PREROLL_S = 3.0          # the player starts this many seconds before an event
 INLINE_VIDEO_MB = 200    # without the media route (AppTest), st.video reads files up to this size
@@ -200,7 +200,7 @@ def keyboard_shortcuts() -> None:
 # The shared sidebar
 # ---------------------------------------------------------------------------------------------
 def open_demo(container=None) -> None:
-    from spotting_core.demo import check_demo, ensure_demo
+    from spotting_core.synth.demo import check_demo, ensure_demo
 
     where = container or st
     bar = where.progress(0.0, text="Preparing the synthetic demo match (first start only)")

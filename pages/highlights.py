@@ -8,11 +8,11 @@ import pandas as pd
 import streamlit as st
 
 from pages.common import INLINE_VIDEO_MB, default_threshold, require_match, reviewed_events, served_url
-from spotting_core.app_support import cache_dir
 from spotting_core.errors import SpottingError
-from spotting_core.highlights import edit_list_rows, plan_reel, reel_command, reel_summary, select_events
-from spotting_core.soccernet import CLASSES_V2
-from spotting_core.video import probe
+from spotting_core.io.soccernet import CLASSES_V2
+from spotting_core.io.video import probe
+from spotting_core.media.reels import edit_list_rows, plan_reel, reel_command, reel_summary, select_events
+from spotting_core.review.matches import cache_dir
 
 match = require_match()
 st.header("Highlights")

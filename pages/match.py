@@ -8,7 +8,8 @@ from pathlib import Path
 import streamlit as st
 
 from pages.common import current_match, open_demo, reviewed_events, set_match
-from spotting_core.app_support import (
+from spotting_core.errors import SpottingError
+from spotting_core.review.matches import (
     CHECKPOINT_SUFFIXES,
     VIDEO_SUFFIXES,
     cache_dir,
@@ -20,7 +21,6 @@ from spotting_core.app_support import (
     open_results_folder,
     open_video,
 )
-from spotting_core.errors import SpottingError
 
 st.header("Match")
 match = current_match()

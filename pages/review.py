@@ -8,8 +8,8 @@ import streamlit as st
 
 from pages.common import default_threshold, player, replay, require_match, reviewed_events, seek_to, store
 from spotting_core.errors import SpottingError
-from spotting_core.review import STATUSES
-from spotting_core.soccernet import CLASSES_V2
+from spotting_core.io.soccernet import CLASSES_V2
+from spotting_core.review.store import STATUSES
 
 match = require_match()
 st.header("Review")

@@ -16,9 +16,9 @@ from pages.common import (
     reviewed_events,
     seek_to,
 )
-from spotting_core.app_support import Match, grab_frames, load_arrays, salient_frames, timeline_figure
 from spotting_core.errors import SpottingError
-from spotting_core.soccernet import CLASSES_V2, FPS
+from spotting_core.io.soccernet import CLASSES_V2, FPS
+from spotting_core.review.matches import Match, grab_frames, load_arrays, salient_frames, timeline_figure
 
 match = require_match()
 st.header("Timeline")

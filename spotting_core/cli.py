@@ -17,7 +17,7 @@ from spotting_core.errors import SpottingError
 # Commands
 # ---------------------------------------------------------------------------------------------
 def cmd_evaluate(args) -> int:
-    from spotting_core.metrics import evaluate, format_table
+    from spotting_core.engine.metrics import evaluate, format_table
 
     results = evaluate(args.labels, args.predictions, metric=args.metric,
                        prediction_file=args.prediction_file, label_file=args.label_file)
@@ -42,7 +42,7 @@ def cmd_models(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from spotting_core.train import TrainConfig, fit
+    from spotting_core.engine.train import TrainConfig, fit
 
     bad = [kv for kv in args.set or [] if "=" not in kv]
     if bad:
@@ -58,7 +58,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_spot(args) -> int:
-    from spotting_core.spot import spot_path
+    from spotting_core.engine.spot import spot_path
 
     out = spot_path(args.input, checkpoint=args.checkpoint, out_dir=args.out, backbone=args.backbone,
                     window_s=args.nms_window, threshold=args.threshold, method=args.nms,
@@ -68,7 +68,7 @@ def cmd_spot(args) -> int:
 
 
 def cmd_synth(args) -> int:
-    from spotting_core.synth import generate
+    from spotting_core.synth.benchmark import generate
 
     root = generate(args.out, games=args.games, seed=args.seed, timelines=args.timelines,
                     half_minutes=args.half_minutes, dim=args.dim)
@@ -77,14 +77,14 @@ def cmd_synth(args) -> int:
 
 
 def cmd_download(args) -> int:
-    from spotting_core.data import download
+    from spotting_core.engine.games import download
 
     download(args.dir, splits=args.split, files=args.files, password=args.password)
     return 0
 
 
 def cmd_features(args) -> int:
-    from spotting_core.features import extract_to_file
+    from spotting_core.features.extract import extract_to_file
 
     out = extract_to_file(args.video, backbone=args.backbone, fps=args.fps, out=args.out, device=args.device)
     print(out)
@@ -92,7 +92,7 @@ def cmd_features(args) -> int:
 
 
 def cmd_reel(args) -> int:
-    from spotting_core.highlights import make_reel, reel_summary
+    from spotting_core.media.reels import make_reel, reel_summary
 
     plan = make_reel(args.video, events=args.events, out=args.out, mode=args.mode, pre=args.pre,
                      post=args.post, classes=args.classes, min_confidence=args.min_confidence,
@@ -113,7 +113,7 @@ def cmd_import_official(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from spotting_core.demo import ensure_demo
+    from spotting_core.synth.demo import ensure_demo
 
     print(ensure_demo(rebuild=args.rebuild))
     return 0

@@ -16,7 +16,8 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from spotting_core.app_support import (
+from spotting_core.errors import SpottingError
+from spotting_core.review.matches import (
     Match,
     confine,
     downsample_max,
@@ -24,8 +25,7 @@ from spotting_core.app_support import (
     salient_frames,
     timeline_figure,
 )
-from spotting_core.errors import SpottingError
-from spotting_core.review import ReviewStore
+from spotting_core.review.store import ReviewStore
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
@@ -35,7 +35,7 @@ TIMEOUT = 120  # the first run imports torch and plotly
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     """SPOTTING_CACHE with the demo built once; a fresh media root with a few user files."""
-    from spotting_core.demo import ensure_demo
+    from spotting_core.synth.demo import ensure_demo
 
     cache = ROOT / ".cache" / "test-app"
     for stale in ("results", "reels", "uploads"):
@@ -321,9 +321,9 @@ def test_refresh_reopens_the_match_from_the_url(env):
 
 
 def test_demo_video_features_and_labels_are_aligned(env):
-    from spotting_core.demo import DEMO_BENCHMARK, VIDEO_FPS
-    from spotting_core.soccernet import read_labels
-    from spotting_core.video import probe
+    from spotting_core.io.soccernet import read_labels
+    from spotting_core.io.video import probe
+    from spotting_core.synth.demo import DEMO_BENCHMARK, VIDEO_FPS
 
     demo = env["demo"]
     seconds = DEMO_BENCHMARK["half_minutes"] * 60

@@ -56,8 +56,8 @@ def _free_port() -> int:
 
 def _full_match(folder: Path) -> Path:
     """A 90-minute, 17-class results folder: synthetic per-frame scores, saliency, NMS events, labels."""
-    from spotting_core.inference import events_from_scores, nms, write_outputs
-    from spotting_core.synth import generate
+    from spotting_core.engine.inference import events_from_scores, nms, write_outputs
+    from spotting_core.synth.benchmark import generate
 
     T, C, W = 45 * 60 * 2, 17, 30
     rng = np.random.default_rng(5)
@@ -83,7 +83,7 @@ def server(tmp_path_factory):
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} not installed (`make chromium` or apt-get install chromium)")
     pytest.importorskip("playwright.sync_api", reason="pip playwright is not installed")
-    from spotting_core.demo import ensure_demo
+    from spotting_core.synth.demo import ensure_demo
 
     cache = ROOT / ".cache" / "test-app"
     media = tmp_path_factory.mktemp("media-browser")

@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 import torch
 
-from spotting_core import data
 from spotting_core.cli import main
-from spotting_core.data import ClipSampler, GameData, event_clip_starts, find_splits, uniform_starts
+from spotting_core.engine import games as data
+from spotting_core.engine.games import ClipSampler, GameData, event_clip_starts, find_splits, uniform_starts
 from spotting_core.errors import SpottingError
 
 C = 17

@@ -1,4 +1,4 @@
-"""The shipped demo checkpoint matches the data `spotting_core.demo` generates, and the cache notices when not."""
+"""The shipped demo checkpoint matches the data `spotting_core.synth.demo` generates, and the cache notices when not."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from spotting_core import demo
-from spotting_core.data import find_splits, load_games
+from spotting_core.engine.games import find_splits, load_games
+from spotting_core.engine.train import evaluate_games
+from spotting_core.io.soccernet import RESULTS_FILE
 from spotting_core.models import load_checkpoint, read_checkpoint
-from spotting_core.soccernet import RESULTS_FILE
-from spotting_core.synth import generate
-from spotting_core.train import evaluate_games
+from spotting_core.synth import demo
+from spotting_core.synth.benchmark import generate
 
 # The demo checkpoint scores ~0.5 loose Average-mAP on fresh games of its generator; one trained on
 # an older generator scored ~0.1. Below this floor the editors' demo shows no clear peaks.
@@ -33,7 +33,7 @@ def test_shipped_checkpoint_records_the_current_recipe(recipe):
     assert ckpt["fps"] == ckpt["config"]["fps"] == recipe["fps"]
     assert demo.checkpoint_recipe(demo.DEMO_CHECKPOINT) == recipe, (
         "assets/demo_saliency.pt was trained on another synth generator or demo benchmark; retrain it with "
-        "`python -m spotting_core.demo --train assets/demo_saliency.pt` (assets/README.md)")
+        "`python -m spotting_core.synth.demo --train assets/demo_saliency.pt` (assets/README.md)")
     assert demo.DEMO_CHECKPOINT.stat().st_size < 3 * 2**20
 
 

@@ -12,10 +12,10 @@ import pytest
 import torch
 import videos
 
-from spotting_core import features
-from spotting_core import video as vid
 from spotting_core.cli import main
 from spotting_core.errors import SpottingError
+from spotting_core.features import extract as features
+from spotting_core.io import video as vid
 
 MOBILE = "mobilenetv2-offline"
 

@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 import videos
 
-from spotting_core import highlights as hl
-from spotting_core import soccernet
-from spotting_core import video as vid
 from spotting_core.cli import main
 from spotting_core.errors import SpottingError
+from spotting_core.io import soccernet
+from spotting_core.io import video as vid
+from spotting_core.media import reels as hl
 
 
 @pytest.fixture(scope="module")
@@ -212,8 +212,8 @@ def test_spot_then_reel_on_a_real_clip(shared_data, tmp_path):
 
     import torch
 
+    from spotting_core.engine.spot import spot_path
     from spotting_core.models import build_model, save_checkpoint
-    from spotting_core.spot import spot_path
 
     clip = tmp_path / "clip.mp4"
     shutil.copy(shared_data / "video" / "mvfoul" / "action_2" / "clip_0.mp4", clip)

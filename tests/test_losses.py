@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from spotting_core.losses import focal_loss, masked_mse, sigmoid_focal_loss, soft_cross_entropy
+from spotting_core.models.losses import focal_loss, masked_mse, sigmoid_focal_loss, soft_cross_entropy
 
 LN2, LN3 = math.log(2.0), math.log(3.0)
 # softmax([0, ln 2, ln 3]) = [1/6, 2/6, 3/6]; softmax([ln 3, 0, 0]) = [3/5, 1/5, 1/5]

@@ -19,8 +19,7 @@ from SoccerNet.Evaluation.ActionSpotting import average_mAP as official_average_
 from SoccerNet.Evaluation.ActionSpotting import evaluate as official_evaluate
 from SoccerNet.Evaluation.utils import EVENT_DICTIONARY_V2
 
-from spotting_core.errors import SpottingError
-from spotting_core.metrics import (
+from spotting_core.engine.metrics import (
     RESULT_KEYS,
     average_map,
     evaluate,
@@ -28,7 +27,14 @@ from spotting_core.metrics import (
     format_table,
     official_num_frames,
 )
-from spotting_core.soccernet import CLASSES_V2, events_per_frame, format_game_time, read_labels, read_results
+from spotting_core.errors import SpottingError
+from spotting_core.io.soccernet import (
+    CLASSES_V2,
+    events_per_frame,
+    format_game_time,
+    read_labels,
+    read_results,
+)
 
 TOL = 1e-9
 LABELS, PREDS = "Labels-v2.json", "results_spotting.json"

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from spotting_core.cli import main as cli_main
+from spotting_core.io.soccernet import CLASSES_V2
 from spotting_core.models import (
     MODELS,
     build_model,
@@ -19,7 +20,6 @@ from spotting_core.models import (
     save_checkpoint,
 )
 from spotting_core.models.base import SpottingModel
-from spotting_core.soccernet import CLASSES_V2
 
 NAMES = sorted(MODELS)
 DIM = 32

@@ -10,12 +10,12 @@ import torch.nn.functional as F
 
 from spotting_core.cli import main as cli_main
 from spotting_core.errors import SpottingError
-from spotting_core.layers import NetVLAD
-from spotting_core.losses import clip_multilabel_targets
+from spotting_core.io.soccernet import CLASSES_V2
 from spotting_core.models import build_model, count_parameters, load_checkpoint
 from spotting_core.models.base import SpottingModel
+from spotting_core.models.layers import NetVLAD
+from spotting_core.models.losses import clip_multilabel_targets
 from spotting_core.models.pooling import import_official_checkpoint
-from spotting_core.soccernet import CLASSES_V2
 
 POOLS = ["netvlad++", "maxpool++", "avgpool++", "maxpool", "avgpool", "netvlad"]
 OFFICIAL = "checkpoints/sn-pooling-maxpool-v2.pth.tar"

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from spotting_core.errors import SpottingError
-from spotting_core.review import ReviewStore
-from spotting_core.soccernet import labels_from_dict, results_from_dict
+from spotting_core.io.soccernet import labels_from_dict, results_from_dict
+from spotting_core.review.store import ReviewStore
 
 
 def _events() -> pd.DataFrame:

@@ -12,7 +12,7 @@ from SoccerNet.Evaluation.ActionSpotting import label2vector, predictions2vector
 from SoccerNet.Evaluation.utils import EVENT_DICTIONARY_V2 as OFFICIAL_V2
 
 from spotting_core.errors import SpottingError
-from spotting_core.soccernet import (
+from spotting_core.io.soccernet import (
     CLASSES_V1,
     CLASSES_V2,
     EVENT_DICTIONARY_V2,

@@ -18,7 +18,7 @@ import torch
 from sklearn.decomposition import PCA
 
 from spotting_core.errors import SpottingError
-from spotting_core.soccernet_features import (
+from spotting_core.features.soccernet import (
     AVERAGE_PKL,
     CAFFE_MEAN,
     ENV_DIR,
@@ -274,7 +274,7 @@ def test_pca_pickles_load_without_sklearn(tmp_path):
     code = (
         "import sys; sys.modules['sklearn'] = None\n"   # any import of sklearn now fails
         "import numpy as np\n"
-        "from spotting_core.soccernet_features import load_official_pca, apply_pca\n"
+        "from spotting_core.features.soccernet import load_official_pca, apply_pca\n"
         f"p = load_official_pca({str(tmp_path / PCA_PKL)!r}, {str(tmp_path / AVERAGE_PKL)!r})\n"
         f"np.save({str(tmp_path / 'y.npy')!r}, apply_pca(np.load({str(tmp_path / 'x.npy')!r}), p))\n"
     )
@@ -325,8 +325,8 @@ def _tiny_video(path: Path, seconds: float = 1.0) -> Path:
 
 
 def _checkpoint(path: Path) -> Path:
+    from spotting_core.io.soccernet import CLASSES_V2
     from spotting_core.models import MODELS, build_model, save_checkpoint
-    from spotting_core.soccernet import CLASSES_V2
 
     name = next(n for n in ("maxpool", "netvlad++") if n in MODELS)
     model = build_model(name, input_dim=512)
@@ -339,10 +339,10 @@ def _cli(args: list[str]) -> subprocess.CompletedProcess:
 
 
 def _registered() -> None:
-    from spotting_core import features
+    from spotting_core.features import extract as features
 
     for key in ("resnet152-soccernet", "ResNET_TF2_PCA512", "ResNET_TF2"):
-        assert key in features.BACKBONES, f"{key} is not registered in spotting_core.features.BACKBONES"
+        assert key in features.BACKBONES, f"{key} is not registered in spotting_core.features.extract.BACKBONES"
 
 
 @pytest.mark.parametrize("command", ["spot", "spot-backbone", "spot-alias", "features"])
@@ -372,7 +372,7 @@ def test_spot_runs_end_to_end_on_a_video_when_the_files_are_there(sn_dir, tmp_pa
     sn_dir.mkdir(parents=True)
     torch.save({"state_dict": KerasResNet152().state_dict()}, sn_dir / WEIGHTS_PT)  # as convert_keras_h5 caches
     np.savez(sn_dir / PCA_NPZ, **random_pca())                                       # as convert_official_pca
-    from spotting_core.video import probe
+    from spotting_core.io.video import probe
 
     video = _tiny_video(tmp_path / "match.mp4", seconds=1.0)
     ckpt = _checkpoint(tmp_path / "sn.ckpt")

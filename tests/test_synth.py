@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from spotting_core.data import find_splits, load_game
+from spotting_core.engine.games import find_splits, load_game
 from spotting_core.errors import SpottingError
-from spotting_core.soccernet import CLASSES_V2, feature_names, list_games, read_labels
-from spotting_core.synth import (
+from spotting_core.io.soccernet import CLASSES_V2, feature_names, list_games, read_labels
+from spotting_core.synth.benchmark import (
     MOTIFS,
     SIGNATURES,
     SynthParams,

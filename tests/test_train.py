@@ -9,11 +9,18 @@ import pandas as pd
 import pytest
 import torch
 
+from spotting_core.engine.metrics import average_map
+from spotting_core.engine.train import (
+    DEFAULTS,
+    TrainConfig,
+    convert_options,
+    detections_from_events,
+    fit,
+    resolve,
+)
 from spotting_core.errors import SpottingError
-from spotting_core.metrics import average_map
 from spotting_core.models import MODELS, load_checkpoint
-from spotting_core.synth import generate
-from spotting_core.train import DEFAULTS, TrainConfig, convert_options, detections_from_events, fit, resolve
+from spotting_core.synth.benchmark import generate
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +113,7 @@ def test_detections_from_events_feed_the_metric():
 
 
 def test_cpu_device_and_bad_device():
-    from spotting_core.train import resolve_device
+    from spotting_core.engine.train import resolve_device
 
     assert resolve_device("cpu") == torch.device("cpu")
     assert resolve_device(None).type in ("cpu", "cuda")
@@ -144,8 +151,8 @@ def test_precomputed_entities_reach_training_and_spotting(tiny, tmp_path, monkey
     in validation and in `spot`; a model without them never sees them."""
     import shutil
 
+    from spotting_core.engine.spot import spot_path
     from spotting_core.models.ugl import UGLHead
-    from spotting_core.spot import spot_path
 
     data = tmp_path / "data"
     shutil.copytree(tiny, data)
@@ -171,7 +178,7 @@ def test_precomputed_entities_reach_training_and_spotting(tiny, tmp_path, monkey
     assert seen and all(s is not None and s[0][2:] == (3, 8) for s in seen)
 
     # every game of a sampler or none: a game without entity files among games with them is an error
-    from spotting_core.data import ClipSampler, attach_entities, load_games
+    from spotting_core.engine.games import ClipSampler, attach_entities, load_games
 
     names = [str(g.relative_to(data)) for g in game_dirs]
     for half in (1, 2):

@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 import torch
 
-from spotting_core import frames as fr
 from spotting_core.cli import main as cli_main
-from spotting_core.entities import DetectorExtractor, load_precomputed, roi_entities
+from spotting_core.engine.train import make_optimizer
 from spotting_core.errors import SpottingError
+from spotting_core.features import frames as fr
+from spotting_core.features.entities import DetectorExtractor, load_precomputed, roi_entities
+from spotting_core.io.soccernet import read_results
 from spotting_core.models import build_model, load_checkpoint
 from spotting_core.models.ugl_e2e import UGLEndToEnd
-from spotting_core.soccernet import read_results
-from spotting_core.train import make_optimizer
 
 H = 32  # tiny frames
 
@@ -69,7 +69,7 @@ def test_detector_entities_shapes_and_roi_pooling():
 
 def test_offline_weights_give_one_line_errors(tmp_path, monkeypatch):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
-    monkeypatch.setattr("spotting_core.features._download_weights.__defaults__", (2.0,))  # short timeout
+    monkeypatch.setattr("spotting_core.features.extract._download_weights.__defaults__", (2.0,))  # short timeout
     with pytest.raises(SpottingError, match="fasterrcnn_mobilenet_v3_large_fpn-fb6a3cc7.pth") as e:
         DetectorExtractor()
     assert "\n" not in str(e.value)

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import videos
 
-from spotting_core import video
 from spotting_core.cli import main
 from spotting_core.errors import SpottingError
+from spotting_core.io import video
 
 
 @pytest.fixture(scope="session")

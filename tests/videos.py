@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spotting_core.video import ffmpeg_exe
+from spotting_core.io.video import ffmpeg_exe
 
 BASE_FPS = 100
 GRID = (4, 3)  # blocks across, down: 12 bits, times up to 40.95 s
@@ -166,7 +166,7 @@ def onsets(active: np.ndarray, rate: float) -> np.ndarray:
 
 def av_offsets(path: Path, *, fps: float = 100.0) -> tuple[np.ndarray, np.ndarray]:
     """Flash onsets (video) and beep onsets (audio) of a coded_video-derived file, in seconds."""
-    from spotting_core.video import decode_array
+    from spotting_core.io.video import decode_array
 
     frames = decode_array(path, fps=fps, size=(32, 32), strict=False)
     flashes = onsets([f[-4:].mean() > 128 for f in frames], fps)

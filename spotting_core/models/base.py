@@ -7,7 +7,7 @@
     sequence_scores(feats: (T, D))   -> {"scores": (T, C), "saliency": (T,) , "saliency_windows": (T, W)}
     forward_batch(batch)             -> forward() fed from a training batch (x, + entities for UGL)
 
-`batch` is what `spotting_core.data` yields:
+`batch` is what `spotting_core.engine.games` yields:
     "x":      (B, T, D) float features of a clip of T = clip_frames frames
     "events": (B, T, C) float, 1 where a visible event of class c sits at that frame, -1 where an
               unshown one does, 0 elsewhere. Each model derives its own targets from it.
@@ -39,7 +39,7 @@ class SpottingModel(nn.Module):
     sampling: str = "uniform"  # training clip sampler in data.py: "uniform", "balanced" (RMS-Net), "anchored" (CALF)
     # what x is: "features" (B, T, D) from feature files, or "frames" (B, T, H, W, 3) uint8 RGB decoded
     # from videos at the model's fps with H = input_dim (end-to-end models; data.py / spot.py load them
-    # through spotting_core.frames)
+    # through spotting_core.features.frames)
     input_kind: str = "features"
     # True for models that read precomputed per-frame entity features (UGL's local-entity branch):
     # data.py then loads `<half>_entities.npy` when a game has them and batches carry "entities"

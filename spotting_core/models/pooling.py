@@ -41,9 +41,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from spotting_core.errors import SpottingError
-from spotting_core.layers import NetVLAD
-from spotting_core.losses import clip_bce_loss
 from spotting_core.models.base import SpottingModel
+from spotting_core.models.layers import NetVLAD
+from spotting_core.models.losses import clip_bce_loss
 
 REDUCED_DIM = 512  # the official code maps any other feature dimension to 512
 
@@ -255,8 +255,8 @@ def import_official_checkpoint(path, out, *, pool: str = "maxpool", window_s: fl
     The input dimension and vocabulary come from the weights. When the log is there, its pool and
     window must agree with the arguments. Returns the path written.
     """
+    from spotting_core.io.soccernet import CLASSES_V1, CLASSES_V2
     from spotting_core.models import MODELS, build_model, save_checkpoint
-    from spotting_core.soccernet import CLASSES_V1, CLASSES_V2
 
     path = Path(path)
     if not path.is_file():

@@ -65,8 +65,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from spotting_core.losses import masked_mse
 from spotting_core.models.base import SpottingModel
+from spotting_core.models.losses import masked_mse
 
 
 # ---------------------------------------------------------------------------------------------

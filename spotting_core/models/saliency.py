@@ -56,8 +56,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from spotting_core.losses import clip_bce_loss
 from spotting_core.models.base import SpottingModel
+from spotting_core.models.losses import clip_bce_loss
 
 
 # ---------------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ feeding the UGL head of models/ugl.py (entity attention, Ent-Env fusion, BiGRU, 
       -> ImageNet normalisation -> RegNet-Y (400MF / 800MF) whose every residual block first passes
          its input through a Gate-Shift Module (GSM) over the T frames of the snippet
       -> feature map (B*T, C, h, w) -> spatial mean -> global feature g_t (B, T, C)
-      -> [entities: boxes of a pluggable extractor (spotting_core.entities), RoIAlign on that same
+      -> [entities: boxes of a pluggable extractor (spotting_core.features.entities), RoIAlign on that same
           feature map -> (B, T, N, C), or precomputed (B, T, N, d) passed to forward()]
       -> UGLHead -> (B, T, K + 1) logits
 
@@ -20,7 +20,7 @@ E2E-Spot, which UGL builds on, wraps each RegNet-Y block): on the first `fold` c
 channels pass unchanged. At initialisation the gate is 0 and the network is the plain 2D RegNet-Y.
 
 Input is frames, so `input_kind = "frames"` and `input_dim` is the frame height in pixels:
-data.py / spot.py load decoded frames through `spotting_core.frames` for such models (the generic
+data.py / spot.py load decoded frames through `spotting_core.features.frames` for such models (the generic
 training loop and `spot` are unchanged otherwise). Training defaults (AdamW, linear warm-up then
 cosine, focal loss gamma 5) are in Config and read by train.py. Inference: the windows of the
 base's "sequence" mode (delta/2 overlap, each frame from the window where it is most central), then
@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from spotting_core.errors import SpottingError
-from spotting_core.features import IMAGENET_MEAN, IMAGENET_STD
+from spotting_core.features.extract import IMAGENET_MEAN, IMAGENET_STD
 from spotting_core.models.base import SpottingModel
 from spotting_core.models.ugl import MAX_HIDDEN, UGL, UGLHead
 
@@ -120,7 +120,7 @@ class ShiftedBranch(nn.Module):
 def _regnet(arch: str, weights: str) -> nn.Module:
     import torchvision
 
-    from spotting_core.features import _download_weights
+    from spotting_core.features.extract import _download_weights
 
     if arch not in ARCHS:
         raise SpottingError(f"arch {arch!r}: choose from {', '.join(ARCHS)}")
@@ -204,7 +204,7 @@ class Config:
     focal_alpha: float = 0.25
     nms_window_s: float = 1.0
     nms_threshold: float = 0.01
-    crop_frac: float = 0.9          # augmentations (spotting_core.frames.augment_snippets)
+    crop_frac: float = 0.9          # augmentations (spotting_core.features.frames.augment_snippets)
     jitter: float = 0.2
     mixup_alpha: float = 0.2
     infer_windows: int = 4          # windows per forward pass at inference
@@ -232,7 +232,7 @@ class UGLEndToEnd(SpottingModel):
         C = self.backbone.out_channels
         self.extractor = None
         if cfg.entities == "detector":
-            from spotting_core.entities import DetectorExtractor
+            from spotting_core.features.entities import DetectorExtractor
 
             self.extractor = DetectorExtractor(name=cfg.detector, max_entities=cfg.max_entities,
                                                score_threshold=cfg.detector_score, image_size=cfg.detector_size,
@@ -266,7 +266,7 @@ class UGLEndToEnd(SpottingModel):
         B, T, H, W, _ = x.shape
         g, fmap = self.encode(x)
         if self.extractor is not None:
-            from spotting_core.entities import roi_entities
+            from spotting_core.features.entities import roi_entities
 
             boxes = self.extractor.boxes(x.reshape(B * T, H, W, 3))              # list of (n_i, 4) pixels
             ent, mask = roi_entities(fmap, boxes, max_entities=self.cfg.max_entities,
@@ -276,8 +276,8 @@ class UGLEndToEnd(SpottingModel):
         return {"logits": self.head(g, entities, entity_mask)}                   # (B, T, K + 1)
 
     def augment(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Crop, colour jitter and mixup of the snippets (spotting_core.frames.augment_snippets)."""
-        from spotting_core.frames import augment_snippets
+        """Crop, colour jitter and mixup of the snippets (spotting_core.features.frames.augment_snippets)."""
+        from spotting_core.features.frames import augment_snippets
 
         target = UGL.frame_targets(batch["events"])                                  # (B, T, K + 1)
         x, target = augment_snippets(batch["x"], target, crop_frac=self.cfg.crop_frac, jitter=self.cfg.jitter,

@@ -7,7 +7,7 @@ layout that every model, the training loop and the metric can run on:
     out/<split>/<league>/<season>/<game>/Labels-v2.json
     out/<split>/<league>/<season>/<game>/1_synth512.npy, 2_synth512.npy    (T, D) float32, 2 fps
 
-with <split> in train / valid / test (`spotting_core.data.find_splits` reads those folders).
+with <split> in train / valid / test (`spotting_core.engine.games.find_splits` reads those folders).
 
 What makes it hard, and why temporal context matters:
 - Timelines: the events of real Labels-v2.json files when `timelines` is given (class frequencies,
@@ -44,7 +44,7 @@ import numpy as np
 import pandas as pd
 
 from spotting_core.errors import SpottingError
-from spotting_core.soccernet import (
+from spotting_core.io.soccernet import (
     CLASSES_V2,
     FPS,
     HALVES,

@@ -15,7 +15,7 @@ Defaults left as None come from the model's Config when it has the field (`lr`, 
 `epochs`, `patience`: the paper's values), otherwise from `DEFAULTS`. The optimizer and the learning
 rate schedule too (`make_optimizer`): Adam + ReduceLROnPlateau unless the Config names others.
 A model whose `input_kind` is "frames" (end to end) trains on the games' videos, decoded at its
-input height (`input_dim`) through `spotting_core.frames`, instead of feature files.
+input height (`input_dim`) through `spotting_core.features.frames`, instead of feature files.
 """
 
 from __future__ import annotations
@@ -36,12 +36,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from spotting_core.data import ClipSampler, GameData, attach_entities, find_splits, load_games
+from spotting_core.engine.games import ClipSampler, GameData, attach_entities, find_splits, load_games
+from spotting_core.engine.inference import spot_game
+from spotting_core.engine.metrics import average_map
 from spotting_core.errors import SpottingError
-from spotting_core.inference import spot_game
-from spotting_core.metrics import average_map
+from spotting_core.io.soccernet import CLASSES_V2, FPS
 from spotting_core.models import build_model, count_parameters, model_class, save_checkpoint
-from spotting_core.soccernet import CLASSES_V2, FPS
 
 DEFAULTS = {"epochs": 100, "batch_size": 256, "lr": 1e-3, "patience": 10}
 Progress = Callable[[float, str], None]

@@ -34,9 +34,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from spotting_core import soccernet_features as snf
-from spotting_core import video as vid
 from spotting_core.errors import SpottingError
+from spotting_core.features import soccernet as snf
+from spotting_core.io import video as vid
 
 Progress = Callable[[float, str], None]
 

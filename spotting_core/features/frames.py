@@ -10,7 +10,7 @@ Where the videos are: a game folder (one that holds Labels-v2.json) with SoccerN
 a single video of any name plus its Labels-v2.json (that video is half 1).
 
 Cache (decided: raw uint8 .npy, one file per half and frame size): frames decoded with
-`spotting_core.video.decode` at the model's fps and height (aspect kept) are stored as
+`spotting_core.io.video.decode` at the model's fps and height (aspect kept) are stored as
 `<half>_frames<H>p[_<fps>fps].npy` (T, H, W, 3) RGB, with a hidden JSON sidecar keyed on the file's
 identity (size, mtime, head/tail hash), fps, height and the half's time window, in the folder
 `features.cache_dir` gives (the video's own folder for SoccerNet names); an unwritable folder falls
@@ -35,9 +35,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from spotting_core import video as vid
 from spotting_core.errors import SpottingError
-from spotting_core.soccernet import CLASSES_V2, HALVES, LABELS_FILE
+from spotting_core.io import video as vid
+from spotting_core.io.soccernet import CLASSES_V2, HALVES, LABELS_FILE
 
 VIDEO_EXTS = (".mkv", ".mp4", ".avi", ".mov", ".webm", ".m4v")
 CACHE_VERSION = 1
@@ -78,7 +78,7 @@ def frames_file_name(half: int, height: int, fps: float) -> str:
 
 
 def _cache_folder(video: Path) -> Path:
-    from spotting_core.features import _fallback_dir, _writable_dir, cache_dir
+    from spotting_core.features.extract import _fallback_dir, _writable_dir, cache_dir
 
     folder = cache_dir(video)
     if not _writable_dir(folder):
@@ -113,7 +113,7 @@ def _write(npy: Path, key: dict, arr: np.ndarray) -> None:
 def decode_half(video: str | os.PathLike, *, half: int, height: int, fps: float, start: float | None = None,
                 duration: float | None = None, cache: bool = True) -> np.ndarray:
     """(T, H, W, 3) uint8 frames of one half at `fps`, `height` pixels high; cached (module doc)."""
-    from spotting_core.features import file_identity
+    from spotting_core.features.extract import file_identity
 
     video = Path(video)
     vid._check_file(video)
@@ -150,7 +150,7 @@ def video_frames(video: str | os.PathLike, *, height: int, fps: float,
                  half_offset_s: float | None = None) -> tuple[list[np.ndarray], list[int]]:
     """Frames of a video file: one half (half 2 when named `2_...`), or two when half 2 starts at
     `half_offset_s` seconds. Returns (halves, their half numbers)."""
-    from spotting_core.features import _halves_of
+    from spotting_core.features.extract import _halves_of
 
     halves, numbers = [], []
     for path, half, start, duration in _halves_of(Path(video), half_offset_s):

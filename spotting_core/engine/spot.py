@@ -5,7 +5,7 @@
     spot_path("match.mp4", checkpoint=..., backbone=...)    frames -> features (features.extract_cached)
 
 An end-to-end checkpoint (`model.input_kind == "frames"`, e.g. ugl-e2e) reads the video (or a game
-folder's videos) as frames at its input height through `spotting_core.frames` instead.
+folder's videos) as frames at its input height through `spotting_core.features.frames` instead.
 
 Writes `results_spotting.json` and `<half>_scores.npy` (+ `<half>_saliency.npy` where the model has
 it) through `inference.write_outputs`, and returns the output folder. The default folder: the game
@@ -26,12 +26,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from spotting_core.data import load_entities
+from spotting_core.engine.games import load_entities
+from spotting_core.engine.inference import NMS_METHODS, spot_game, write_outputs
+from spotting_core.engine.train import resolve_device
 from spotting_core.errors import SpottingError
-from spotting_core.inference import NMS_METHODS, spot_game, write_outputs
+from spotting_core.io.soccernet import HALVES, feature_names, feature_path, load_features, load_half_features
 from spotting_core.models import load_checkpoint
-from spotting_core.soccernet import HALVES, feature_names, feature_path, load_features, load_half_features
-from spotting_core.train import resolve_device
 
 _HALF_FILE = re.compile(r"^([12])_(.+)$")
 
@@ -45,7 +45,7 @@ def _check_dim(source: str, halves: list[np.ndarray], trained: str, dim: int, na
 
 def _video_features(video: Path, *, trained: str, dim: int, backbone: str | None, fps: float, device,
                     half_offset_s: float | None, progress) -> list[np.ndarray]:
-    from spotting_core import features
+    from spotting_core.features import extract as features
 
     # A backbone fits when it computes the features the checkpoint was trained on (its feature_name:
     # `resnet152-soccernet` computes SoccerNet's ResNET_TF2_PCA512, for example).
@@ -88,7 +88,7 @@ def spot_path(input: str | os.PathLike, *, checkpoint: str | os.PathLike, out_di
 
     half_numbers = list(HALVES)
     if model.input_kind == "frames":  # an end-to-end model: frames decoded at its input height, no features
-        from spotting_core import frames
+        from spotting_core.features import frames
 
         if backbone is not None:
             raise SpottingError(f"{checkpoint}: model {model.name} reads video frames itself; --backbone does not apply")

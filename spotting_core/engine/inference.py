@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 
 from spotting_core.errors import SpottingError
-from spotting_core.soccernet import CLASSES_V2, FPS, HALVES, RESULTS_FILE, format_game_time, write_results
+from spotting_core.io.soccernet import CLASSES_V2, FPS, HALVES, RESULTS_FILE, format_game_time, write_results
 
 NMS_METHODS = ("hard", "linear", "gaussian")
 

@@ -32,9 +32,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from spotting_core import soccernet
-from spotting_core import video as vid
 from spotting_core.errors import SpottingError
+from spotting_core.io import soccernet
+from spotting_core.io import video as vid
 
 Progress = Callable[[float, str], None]
 

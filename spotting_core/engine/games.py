@@ -41,7 +41,7 @@ import pandas as pd
 import torch
 
 from spotting_core.errors import SpottingError
-from spotting_core.soccernet import (
+from spotting_core.io.soccernet import (
     CLASSES_V2,
     FPS,
     LABELS_FILE,
@@ -103,11 +103,11 @@ def load_game(data: str | os.PathLike, game: str, features: str, *, classes: Seq
     """Features `1_<features>.npy`, `2_<features>.npy` and labels of `data/game`.
 
     With `frame_height` (models whose `input_kind` is "frames"), the halves are the game's videos
-    decoded at `fps`, that many pixels high: (T, H, W, 3) uint8 (`spotting_core.frames`, cached).
+    decoded at `fps`, that many pixels high: (T, H, W, 3) uint8 (`spotting_core.features.frames`, cached).
     """
     game_dir = Path(data) / game
     if frame_height:
-        from spotting_core.frames import load_game_frames
+        from spotting_core.features.frames import load_game_frames
 
         halves = load_game_frames(game_dir, height=int(frame_height), fps=fps)
     else:
@@ -120,7 +120,7 @@ def load_game(data: str | os.PathLike, game: str, features: str, *, classes: Seq
 def load_entities(game_dir: str | os.PathLike, halves: Sequence[np.ndarray]
                   ) -> list[tuple[np.ndarray, np.ndarray]] | None:
     """Each half's precomputed `(entities (T, N, d), mask (T, N))`, or None when the game has none."""
-    from spotting_core.entities import entities_path, load_precomputed
+    from spotting_core.features.entities import entities_path, load_precomputed
 
     if not all(entities_path(game_dir, i + 1).is_file() for i in range(len(halves))):
         return None

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from spotting_core.errors import SpottingError
-from spotting_core.soccernet import (
+from spotting_core.io.soccernet import (
     CLASSES_V2,
     FPS,
     LABELS_FILE,
@@ -44,7 +44,7 @@ MEDIA_PREFIX = "/media-files"
 MATCH_FILE = "match.json"
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v")
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt", ".tar")
-REPO_ASSETS = Path(__file__).resolve().parents[1] / "assets"
+REPO_ASSETS = Path(__file__).resolve().parents[2] / "assets"
 
 Progress = Callable[[float, str], None]
 
@@ -242,7 +242,7 @@ def open_game_folder(game_dir: str | os.PathLike, checkpoint: str | os.PathLike,
     Spotted by `spot.spot_path` (as `spotting spot`); the results are cached under the cache folder by
     (features, checkpoint), so reopening is instant.
     """
-    from spotting_core.soccernet import feature_names, feature_path
+    from spotting_core.io.soccernet import feature_names, feature_path
 
     game_dir, checkpoint = Path(game_dir), Path(checkpoint)
     if not game_dir.is_dir():
@@ -260,7 +260,7 @@ def open_game_folder(game_dir: str | os.PathLike, checkpoint: str | os.PathLike,
     if match.labels:
         read_labels(match.labels)  # a malformed labels file is reported before any spotting
     if rebuild or not (out / RESULTS_FILE).is_file():
-        from spotting_core.spot import spot_path
+        from spotting_core.engine.spot import spot_path
 
         spot_path(game_dir, checkpoint=checkpoint, out_dir=out, progress=progress)
     match.save()
@@ -270,7 +270,7 @@ def open_game_folder(game_dir: str | os.PathLike, checkpoint: str | os.PathLike,
 def open_video(video: str | os.PathLike, checkpoint: str | os.PathLike, *, half2_offset_s: float | None = None,
                progress: Progress | None = None, rebuild: bool = False) -> Match:
     """A match video: probe it, extract (cached) features, spot; half 2 starts at half2_offset_s if given."""
-    from spotting_core.video import probe
+    from spotting_core.io.video import probe
 
     video, checkpoint = Path(video), Path(checkpoint)
     probe(video)  # a corrupt or unreadable video fails here with its name
@@ -278,7 +278,7 @@ def open_video(video: str | os.PathLike, checkpoint: str | os.PathLike, *, half2
     key = _fingerprint(video, checkpoint, extra=f"{half2_offset_s}")
     out = cache_dir() / "results" / key
     if rebuild or not (out / RESULTS_FILE).is_file():
-        from spotting_core.spot import spot_path
+        from spotting_core.engine.spot import spot_path
 
         spot_path(video, checkpoint=checkpoint, out_dir=out, half_offset_s=half2_offset_s, progress=progress)
     videos = {"1": str(video)}

@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from spotting_core.errors import SpottingError
-from spotting_core.soccernet import (
+from spotting_core.io.soccernet import (
     CLASSES_V2,
     FPS,
     HALVES,

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from spotting_core.errors import SpottingError
-from spotting_core.soccernet import (
+from spotting_core.io.soccernet import (
     CLASSES_V2,
     FPS,
     HALVES,
@@ -46,8 +46,8 @@ from spotting_core.soccernet import (
 DEMO_VERSION = 2
 # The synthetic benchmark behind the demo: `spotting synth <dir> --games 60 --seed 7 --half-minutes 5`.
 DEMO_BENCHMARK = {"games": 60, "seed": 7, "half_minutes": 5.0, "dim": 512}
-DEMO_CHECKPOINT = Path(__file__).resolve().parents[1] / "assets" / "demo_saliency.pt"
-# How the shipped checkpoint was trained: `python -m spotting_core.demo --train assets/demo_saliency.pt`.
+DEMO_CHECKPOINT = Path(__file__).resolve().parents[2] / "assets" / "demo_saliency.pt"
+# How the shipped checkpoint was trained: `python -m spotting_core.synth.demo --train assets/demo_saliency.pt`.
 DEMO_TRAIN = {"model": "saliency", "epochs": 60, "eval_every": 5, "patience": 4, "seed": 0,
               "max_train_s": 240.0, "model_options": {"embed_dim": "128"}}
 VIDEO_FPS = 10
@@ -57,7 +57,7 @@ Progress = Callable[[float, str], None]
 
 
 def demo_dir() -> Path:
-    from spotting_core.app_support import cache_dir
+    from spotting_core.review.matches import cache_dir
 
     return cache_dir() / "demo"
 
@@ -107,7 +107,7 @@ def render_half_video(out: Path, *, half: int, seconds: float, events: pd.DataFr
     import cv2
     import imageio_ffmpeg
 
-    from spotting_core.app_support import class_color
+    from spotting_core.review.matches import class_color
 
     width, height = VIDEO_SIZE
     base = _pitch(width, height)
@@ -167,7 +167,7 @@ def render_half_video(out: Path, *, half: int, seconds: float, events: pd.DataFr
 # The checkpoint
 # ---------------------------------------------------------------------------------------------
 def generate_benchmark(out: Path, *, progress: Progress | None = None) -> Path:
-    from spotting_core.synth import generate
+    from spotting_core.synth.benchmark import generate
 
     return generate(out, games=DEMO_BENCHMARK["games"], seed=DEMO_BENCHMARK["seed"],
                     half_minutes=DEMO_BENCHMARK["half_minutes"], dim=DEMO_BENCHMARK["dim"], progress=progress)
@@ -179,7 +179,7 @@ def generator_fingerprint() -> str:
     Any change of the generator's output (motifs, signatures, noise, timelines, parameters)
     changes it; a refactor that writes the same bytes does not. A few hundredths of a second.
     """
-    from spotting_core.synth import feature_name, generate
+    from spotting_core.synth.benchmark import feature_name, generate
 
     h = hashlib.sha256()
     with tempfile.TemporaryDirectory(prefix="spotting-demo-fp-") as tmp:
@@ -197,7 +197,7 @@ def generator_fingerprint() -> str:
 
 def demo_recipe() -> dict:
     """What the demo data is made of, as the current code makes it: compared with the checkpoint's."""
-    from spotting_core.synth import feature_name
+    from spotting_core.synth.benchmark import feature_name
 
     return {"benchmark": dict(DEMO_BENCHMARK), "feature_name": feature_name(DEMO_BENCHMARK["dim"]), "fps": FPS,
             "generator": generator_fingerprint()}
@@ -216,8 +216,8 @@ def train_demo_checkpoint(bench: Path, out: Path, *, progress: Progress | None =
     Returns fit's result (best valid and test Average-mAP, epochs, seconds); the checkpoint records
     them and the recipe (`demo_recipe()`) in its `extra`.
     """
-    from spotting_core.synth import feature_name
-    from spotting_core.train import TrainConfig, fit
+    from spotting_core.engine.train import TrainConfig, fit
+    from spotting_core.synth.benchmark import feature_name
 
     cfg = TrainConfig(model=DEMO_TRAIN["model"], data=str(bench), features=feature_name(DEMO_BENCHMARK["dim"]),
                       out=str(out), epochs=DEMO_TRAIN["epochs"], seed=DEMO_TRAIN["seed"],
@@ -271,7 +271,7 @@ def _is_built(folder: Path) -> bool:
 
 def demo_checkpoint(recipe: dict, bench: Path, progress: Progress | None = None) -> Path:
     """The shipped checkpoint when it was trained on this recipe, else one trained here (cached per recipe)."""
-    from spotting_core.app_support import cache_dir
+    from spotting_core.review.matches import cache_dir
 
     if DEMO_CHECKPOINT.is_file() and checkpoint_recipe(DEMO_CHECKPOINT) == recipe:
         return DEMO_CHECKPOINT
@@ -304,10 +304,10 @@ def ensure_demo(rebuild: bool = False, progress: Progress | None = None) -> Path
 
 
 def _build(folder: Path, work: Path, progress: Progress | None) -> None:
-    from spotting_core.app_support import MATCH_FILE, Match, cache_dir
-    from spotting_core.soccernet import atomic_write_text
-    from spotting_core.spot import spot_path
-    from spotting_core.synth import feature_name
+    from spotting_core.engine.spot import spot_path
+    from spotting_core.io.soccernet import atomic_write_text
+    from spotting_core.review.matches import MATCH_FILE, Match, cache_dir
+    from spotting_core.synth.benchmark import feature_name
 
     name = feature_name(DEMO_BENCHMARK["dim"])
     recipe = demo_recipe()
@@ -348,10 +348,10 @@ def check_demo(folder: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m spotting_core.demo --train OUT`: rebuild the shipped demo checkpoint (see assets/README.md)."""
+    """`python -m spotting_core.synth.demo --train OUT`: rebuild the shipped demo checkpoint (see assets/README.md)."""
     import argparse
 
-    p = argparse.ArgumentParser(prog="python -m spotting_core.demo", description=main.__doc__)
+    p = argparse.ArgumentParser(prog="python -m spotting_core.synth.demo", description=main.__doc__)
     p.add_argument("--train", metavar="OUT", help="train the demo checkpoint on the demo benchmark into OUT")
     p.add_argument("--rebuild", action="store_true", help="rebuild the cached demo match")
     args = p.parse_args(argv)

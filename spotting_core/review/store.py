@@ -27,7 +27,7 @@ from pathlib import Path
 import pandas as pd
 
 from spotting_core.errors import SpottingError
-from spotting_core.soccernet import (
+from spotting_core.io.soccernet import (
     CLASSES_V2,
     FPS,
     atomic_write_text,
