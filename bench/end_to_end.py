@@ -40,8 +40,9 @@ sys.path.insert(0, str(ROOT / "bench"))
 from decode import CACHE, bench_video, cpu_time  # noqa: E402
 
 from spotting_core.engine.spot import spot_path  # noqa: E402
+from spotting_core.features import backbones  # noqa: E402
 from spotting_core.features import extract as features  # noqa: E402
-from spotting_core.io import soccernet, video  # noqa: E402
+from spotting_core.io import soccernet, tables, video  # noqa: E402
 from spotting_core.media import reels as highlights  # noqa: E402
 from spotting_core.models import build_model, save_checkpoint  # noqa: E402
 
@@ -57,7 +58,7 @@ def timed(fn):
 
 def random_checkpoint(path: Path) -> Path:
     torch.manual_seed(0)
-    model = build_model("netvlad++", input_dim=features.get_backbone(BACKBONE).dim)
+    model = build_model("netvlad++", input_dim=backbones.get_backbone(BACKBONE).dim)
     return save_checkpoint(path, model, classes=soccernet.CLASSES_V2, feature_name=BACKBONE,
                            extra={"note": "random initialisation, for timing only"})
 
@@ -83,7 +84,7 @@ def part_speed(seconds: float, ckpt: Path) -> None:
     _, cw, _ = timed(lambda: features.extract_cached(src, backbone=BACKBONE, progress=lambda f, t: None))
     print(f"  features, cached      {cw:7.3f} s wall (second run)")
     out, sw, sc = timed(lambda: spot_path(src, checkpoint=ckpt, progress=lambda f, t: None))
-    events = soccernet.read_results(out / soccernet.RESULTS_FILE)
+    events = tables.read_results(out / soccernet.RESULTS_FILE)
     print(f"  spot (NetVLAD++, NMS) {sw:7.1f} s wall {sc:7.1f} s cpu  ({len(events)} events -> {out})")
     total_wall, total_cpu = fw + sw, fc + sc
     scale = 5400.0 / info.duration
@@ -109,7 +110,7 @@ def part_long(minutes: float, ckpt: Path) -> None:
     info = video.probe(src)
     print(f"[long] {src.name}: {info.width}x{info.height}, {info.duration:.0f} s (generated in {gw:.0f} s)")
     out, sw, sc = timed(lambda: spot_path(src, checkpoint=ckpt, progress=lambda f, t: None))
-    events = soccernet.read_results(out / soccernet.RESULTS_FILE)
+    events = tables.read_results(out / soccernet.RESULTS_FILE)
     print(f"  spot, video -> events: {sw:.1f} s wall, {sc:.1f} CPU-s ({info.duration / sw:.1f}x realtime); "
           f"{len(events)} events, confidence {events['confidence'].min():.4f}..{events['confidence'].max():.4f}")
     # a random model's confidences sit near 0.5: keep its 12 most confident events, as a user would

@@ -27,16 +27,17 @@ sys.path.insert(0, str(ROOT / "bench"))
 from decode import bench_video, cpu_time  # noqa: E402
 
 from spotting_core.errors import SpottingError  # noqa: E402
+from spotting_core.features import backbones  # noqa: E402
 from spotting_core.features import extract as features  # noqa: E402
 
 
 def network(name: str) -> tuple[torch.nn.Module, str]:
     try:
-        return features.load_network(name, device="cpu"), "pretrained"
+        return backbones.load_network(name, device="cpu"), "pretrained"
     except SpottingError as e:
         print(f"  {name}: {e}")
         print(f"  {name}: measuring speed with random weights instead (speed only, never used for features)")
-        return features.load_network(name, device="cpu", random_init=True), "random weights"
+        return backbones.load_network(name, device="cpu", random_init=True), "random weights"
 
 
 def main() -> None:
@@ -48,7 +49,7 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device cpu")
     path = bench_video(180.0)
     for name in args.backbones.split(","):
-        bb = features.get_backbone(name)
+        bb = backbones.get_backbone(name)
         net, weights = network(name)
         frames = torch.randint(0, 256, (bb.batch_size, 224, 398, 3), dtype=torch.uint8)
         with torch.inference_mode():

@@ -7,7 +7,7 @@ Labels: ../shared/data/soccernet-v2/labels/test (100 games); predictions:
 process and alternately:
   official: `SoccerNet.Evaluation.ActionSpotting.evaluate(..., dataset=None, version=2,
             EVENT_DICTIONARY=EVENT_DICTIONARY_V2)`, reading the files itself;
-  ours:     `spotting_core.engine.metrics.evaluate(...)`, also reading the files itself.
+  ours:     `spotting_core.engine.evaluate.evaluate(...)`, also reading the files itself.
 Printed: every figure's max |official - ours|, both wall-clock and CPU times, and the ratio of the
 loose + tight totals. With `--repeats R` each is run R times and the fastest kept (the CPU is
 shared with other work, so the minimum is the least disturbed figure).
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     if not labels.is_dir() or not preds.is_dir():
         print(f"SKIP: real SoccerNet files not found under {DATA} (see ../shared/data/README.md)")
         return 0
-    from spotting_core.engine.metrics import evaluate
+    from spotting_core.engine.evaluate import evaluate
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -162,7 +162,8 @@ def relative_errors(ours: np.ndarray, ref: np.ndarray) -> tuple[float, float]:
 def pca_check(work: Path, feats: np.ndarray, seed: int) -> tuple[float, float, int, Path, object, np.ndarray]:
     from sklearn.decomposition import PCA
 
-    from spotting_core.features.soccernet import apply_pca, convert_official_pca
+    from spotting_core.features.soccernet import apply_pca
+    from spotting_core.features.soccernet_pca import convert_official_pca
 
     rng = np.random.default_rng(seed + 1)
     basis = rng.normal(size=(256, 2048))
@@ -201,15 +202,9 @@ def main(argv: list[str] | None = None) -> int:
     import cv2
     import torch
 
-    from spotting_core.features.soccernet import (
-        KerasResNet152,
-        SoccerNetExtractor,
-        SoccerNetNetwork,
-        backbone_preprocess,
-        convert_keras_h5,
-        load_converted,
-        read_pca_npz,
-    )
+    from spotting_core.features.keras_resnet import KerasResNet152, convert_keras_h5, load_converted
+    from spotting_core.features.soccernet import SoccerNetExtractor, SoccerNetNetwork, backbone_preprocess
+    from spotting_core.features.soccernet_pca import read_pca_npz
 
     torch.manual_seed(args.seed)
     with tempfile.TemporaryDirectory(prefix="sn_features_") as tmp:

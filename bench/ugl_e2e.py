@@ -4,7 +4,7 @@ the loss falls and spotting beats chance, and time each component.
     .venv/bin/python bench/ugl_e2e.py [--json] [--train-games 3] [--half-s 40] [--height 48]
                                       [--delta 16] [--epochs 12] [--seed 0] [--skip-train] [--skip-timing]
 
-1. `spotting_core.features.frames.make_toy_dataset`: SoccerNet layout (`1_224p.mkv`, `2_224p.mkv`,
+1. `spotting_core.synth.toys.make_toy_dataset`: SoccerNet layout (`1_224p.mkv`, `2_224p.mkv`,
    Labels-v2.json) in train/valid/test folders; a drifting noisy background where each event shows
    its class's shape (Goal: red square, Corner: green disc, Foul: blue bar) for 1 s from its time,
    about one event every 5 s. The test split has its own games.
@@ -41,8 +41,8 @@ from spotting_core.engine.inference import events_from_scores, nms
 from spotting_core.engine.metrics import average_map
 from spotting_core.engine.train import TrainConfig, detections_from_events, fit
 from spotting_core.features.entities import DetectorExtractor, roi_entities
-from spotting_core.features.frames import TOY_CLASSES, make_toy_dataset, toy_class_ids
 from spotting_core.models import build_model, count_parameters, load_checkpoint
+from spotting_core.synth.toys import TOY_CLASSES, make_toy_dataset, toy_class_ids
 
 
 def _best_of(fn, repeats: int = 3) -> float:

@@ -7,7 +7,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from pages.common import current_match, match_arrays, match_labels, reviewed_events
-from spotting_core.engine.metrics import evaluate_tables
+from spotting_core.engine.evaluate import evaluate_tables
 from spotting_core.errors import SpottingError
 from spotting_core.io.soccernet import CLASSES_V2
 from spotting_core.review.matches import (

@@ -17,7 +17,7 @@ from spotting_core.errors import SpottingError
 # Commands
 # ---------------------------------------------------------------------------------------------
 def cmd_evaluate(args) -> int:
-    from spotting_core.engine.metrics import evaluate, format_table
+    from spotting_core.engine.evaluate import evaluate, format_table
 
     results = evaluate(args.labels, args.predictions, metric=args.metric,
                        prediction_file=args.prediction_file, label_file=args.label_file)
@@ -77,7 +77,7 @@ def cmd_synth(args) -> int:
 
 
 def cmd_download(args) -> int:
-    from spotting_core.engine.games import download
+    from spotting_core.io.download import download
 
     download(args.dir, splits=args.split, files=args.files, password=args.password)
     return 0
@@ -104,7 +104,7 @@ def cmd_reel(args) -> int:
 
 
 def cmd_import_official(args) -> int:
-    from spotting_core.models.pooling import import_official_checkpoint
+    from spotting_core.models.official import import_official_checkpoint
 
     out = import_official_checkpoint(args.checkpoint, args.out, pool=args.pool, window_s=args.window,
                                      feature_name=args.features)

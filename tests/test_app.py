@@ -321,7 +321,7 @@ def test_refresh_reopens_the_match_from_the_url(env):
 
 
 def test_demo_video_features_and_labels_are_aligned(env):
-    from spotting_core.io.soccernet import read_labels
+    from spotting_core.io.tables import read_labels
     from spotting_core.io.video import probe
     from spotting_core.synth.demo import DEMO_BENCHMARK, VIDEO_FPS
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
+from games import one_half_game
 
+from spotting_core.engine.sampler import ClipSampler
 from spotting_core.errors import SpottingError
 from spotting_core.models import build_model, count_parameters
 from spotting_core.models.calf import (
@@ -197,3 +200,32 @@ def test_overfits_one_batch():
         seg.append(out["segmentation"].item())
     assert losses[-1] < 0.5 * losses[0]
     assert seg[-1] < 0.5 * seg[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# The anchored sampler (epoch_clips)
+# ---------------------------------------------------------------------------------------------
+def test_anchored_sampler_on_a_hand_made_timeline():
+    # CALF's chunks: 40 frames, margin 10 -> each event at a uniform position in [11, 30] of its chunk.
+    # Pools: class 0 (frame 5, so its chunks clamp to start 0), class 3 (60, and 65 unshown), class 5
+    # (150), background (event-free clips: starts 6..20, 66..110, 151..160).
+    g = one_half_game("g", 200, {5: (0, 1.0), 60: (3, 1.0), 65: (3, -1.0), 150: (5, 1.0)})
+    chunks = CALF(Config(window_s=20.0, receptive_field_s=5.0))             # 40 frames, margin 10
+    sampler = ClipSampler([g], clip_frames=40, batch_size=64, clips=chunks.epoch_clips, seed=3, clips_per_epoch=4000)
+    starts = sampler.epoch_clips(0)[:, 1]
+    assert starts.min() >= 0 and starts.max() <= 160
+    bg = set(range(6, 21)) | set(range(66, 111)) | set(range(151, 161))
+    from_bg = np.isin(starts, list(bg))
+    with_150 = (starts <= 150) & (150 < starts + 40)            # only class 5's chunks hold frame 150
+    with_60_65 = (starts >= 30) & (starts <= 54)                # class 3: 60 or 65 at 11..30
+    for pool in (starts == 0, with_60_65, with_150, from_bg):   # one pool in four each (C + background)
+        assert 800 < pool.sum() < 1200                          # 1000 +- 7 standard deviations
+    assert np.all((starts == 0) | with_60_65 | with_150 | from_bg)
+    assert set(150 - starts[with_150]) == set(range(11, 31))    # every position, none in the borders
+    x = torch.cat([b["x"] for b in sampler.batches(0)])[:, :, 0].numpy().astype(int)
+    assert np.array_equal(x[:, 0], starts) and np.all(np.diff(x, axis=1) == 1)
+    assert np.array_equal(sampler.epoch_clips(0), sampler.epoch_clips(0))
+    assert not np.array_equal(sampler.epoch_clips(1), sampler.epoch_clips(0))
+    assert len(ClipSampler([g], clip_frames=40, batch_size=2, clips=chunks.epoch_clips).epoch_clips(0)) == 4  # = anchors
+    with pytest.raises(ValueError):
+        CALF(Config(window_s=20.0, receptive_field_s=10.0))                   # margin 20: no room in 40 frames

@@ -10,7 +10,8 @@ import sys
 import pytest
 
 from spotting_core.cli import main
-from spotting_core.engine.metrics import RESULT_KEYS, evaluate
+from spotting_core.engine.evaluate import evaluate
+from spotting_core.engine.metrics import RESULT_KEYS
 from spotting_core.io.soccernet import CLASSES_V2
 
 GAME = "league/2019-2020/home 1 - 0 away"

@@ -14,6 +14,7 @@ import videos
 
 from spotting_core.cli import main
 from spotting_core.errors import SpottingError
+from spotting_core.features import backbones
 from spotting_core.features import extract as features
 from spotting_core.io import video as vid
 
@@ -27,13 +28,13 @@ def clip(tmp_path_factory):
 
 
 def test_registry_is_a_plain_dict_of_backbones():
-    assert isinstance(features.BACKBONES, dict)
-    assert features.BACKBONES[MOBILE].dim == 1280
-    assert features.BACKBONES["resnet152"].dim == 2048
-    for name, bb in features.BACKBONES.items():
-        assert bb.name == name and isinstance(bb, features.Backbone)
+    assert isinstance(backbones.BACKBONES, dict)
+    assert backbones.BACKBONES[MOBILE].dim == 1280
+    assert backbones.BACKBONES["resnet152"].dim == 2048
+    for name, bb in backbones.BACKBONES.items():
+        assert bb.name == name and isinstance(bb, backbones.Backbone)
     with pytest.raises(SpottingError, match="available: .*mobilenetv2-offline"):
-        features.get_backbone("vgg")
+        backbones.get_backbone("vgg")
 
 
 def test_mobilenet_matches_an_independent_pipeline(shared_data):
@@ -46,10 +47,10 @@ def test_mobilenet_matches_an_independent_pipeline(shared_data):
     assert ours.shape == (4, 1280) and ours.dtype == np.float32
 
     ref_net = MobileNetV2_bottle(input_size=224, width_mult=1.0)
-    ref_net.load_state_dict(torch.load(features.mobilenet_weights_path(), map_location="cpu", weights_only=True))
+    ref_net.load_state_dict(torch.load(backbones.mobilenet_weights_path(), map_location="cpu", weights_only=True))
     ref_net.eval()
     full = vid.decode_array(clip, fps=2.0, start=1.0, duration=2.0)   # native 398x224 at 1 + k / 2 s
-    mean, std = np.array(features.IMAGENET_MEAN), np.array(features.IMAGENET_STD)
+    mean, std = np.array(backbones.IMAGENET_MEAN), np.array(backbones.IMAGENET_STD)
     for k in (0, 3):
         img = cv2.resize(full[k], (224, 224), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
         x = torch.from_numpy(((img - mean) / std).astype(np.float32)).permute(2, 0, 1)[None]
@@ -69,7 +70,7 @@ def test_resnet152_offline_error_names_the_file(tmp_path, monkeypatch):
 
     monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
     with pytest.raises(SpottingError) as e:
-        features.load_network("resnet152", device="cpu")
+        backbones.load_network("resnet152", device="cpu")
     msg = str(e.value)
     assert "resnet152-394f9c45.pth" in msg and str(tmp_path / "hub" / "checkpoints") in msg
     assert "mobilenetv2-offline" in msg and "\n" not in msg
@@ -78,9 +79,9 @@ def test_resnet152_offline_error_names_the_file(tmp_path, monkeypatch):
 def test_imagenet_preprocess_crop_and_norm():
     frames = torch.zeros(2, 224, 398, 3, dtype=torch.uint8)
     frames[:, :, 87:311] = 255                       # the central 224 columns white, the sides black
-    x = features.imagenet_preprocess(crop=(224, 224))(frames)
+    x = backbones.imagenet_preprocess(crop=(224, 224))(frames)
     assert x.shape == (2, 3, 224, 224)
-    want = (1.0 - torch.tensor(features.IMAGENET_MEAN)) / torch.tensor(features.IMAGENET_STD)
+    want = (1.0 - torch.tensor(backbones.IMAGENET_MEAN)) / torch.tensor(backbones.IMAGENET_STD)
     torch.testing.assert_close(x[0, :, 0, 0], want)
     torch.testing.assert_close(x[0, :, -1, -1], want)   # the crop kept only the white centre
 
@@ -120,9 +121,9 @@ def _tiny_build(device, *, random_init=False):
 @pytest.fixture
 def counted(monkeypatch):
     """Register a tiny backbone (as another module would add one entry) and count decoder runs."""
-    monkeypatch.setitem(features.BACKBONES, TINY, features.Backbone(
+    monkeypatch.setitem(backbones.BACKBONES, TINY, backbones.Backbone(
         name=TINY, dim=8, input_size=(32, 32), decode_size=(32, 32),
-        preprocess=features.imagenet_preprocess(), build=_tiny_build))
+        preprocess=backbones.imagenet_preprocess(), build=_tiny_build))
     calls = []
     real_decode = vid.decode
 
@@ -184,7 +185,7 @@ def test_read_only_folder_falls_back(clip, tmp_path, counted, monkeypatch):
     ro.mkdir()
     video = ro / "m.mp4"
     shutil.copy(clip, video)
-    monkeypatch.setattr(features, "_writable_dir", lambda folder: folder != ro / "m")
+    monkeypatch.setattr("spotting_core.features.cache.writable", lambda folder: folder != ro / "m")
     monkeypatch.setenv("SPOTTING_CACHE", str(tmp_path / "cache"))
     features.extract_cached(video, backbone=TINY)
     assert list((tmp_path / "cache" / "features").glob("m-*/1_tiny-test.npy"))
@@ -210,6 +211,6 @@ def test_fold_batchnorm_is_exact_on_a_resnet():
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         want = net(x)
-        got = features.fold_batchnorm(net)(x)
+        got = backbones.fold_batchnorm(net)(x)
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())
     torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)

@@ -13,8 +13,9 @@ import videos
 
 from spotting_core.cli import main
 from spotting_core.errors import SpottingError
-from spotting_core.io import soccernet
+from spotting_core.io import soccernet, tables
 from spotting_core.io import video as vid
+from spotting_core.media import cut
 from spotting_core.media import reels as hl
 
 
@@ -31,7 +32,7 @@ def events_table(rows) -> pd.DataFrame:
 
 def results_file(path, rows) -> str:
     df = pd.DataFrame(rows, columns=["half", "position_ms", "label", "confidence"])
-    soccernet.write_results(path, df)
+    tables.write_results(path, df)
     return str(path)
 
 
@@ -104,7 +105,7 @@ def test_edit_lists(tmp_path):
     srt = paths["reel.srt"].read_text()
     assert "00:00:01,000 --> 00:00:05,000\nGoal - 1 - 00:20" in srt
     assert paths["reel.vtt"].read_text().startswith("WEBVTT")
-    kept = soccernet.read_results(paths["reel.results_spotting.json"])
+    kept = tables.read_results(paths["reel.results_spotting.json"])
     assert kept["position_ms"].tolist() == [20_000, 75_500]
 
 
@@ -199,7 +200,7 @@ def test_real_clip_fast_and_exact(shared_data, tmp_path):
     assert len(videos.all_frames(exact, (398, 224))) == 55                 # 2.2 s at 25 fps, to the frame
     assert 2.2 <= vid.probe(exact).duration <= 2.2 + 0.07                 # + AAC frame padding of the audio
     fast = hl.reel_command(clip, events=events, out=tmp_path / "fast.mp4", mode="fast", pre=1.0, post=1.2)
-    kf = vid.keyframes(clip)
+    kf = cut.keyframes(clip)
     gop = float(np.max(np.diff(np.append(kf, vid.probe(clip).duration))))
     assert 2.2 - 0.05 <= vid.probe(fast).duration <= 2.2 + gop + 0.05
     assert vid.probe(fast).has_audio and vid.probe(exact).has_audio
@@ -222,7 +223,7 @@ def test_spot_then_reel_on_a_real_clip(shared_data, tmp_path):
                            classes=soccernet.CLASSES_V2, feature_name="mobilenetv2-offline")
     out = spot_path(clip, checkpoint=ckpt)
     results = out / soccernet.RESULTS_FILE
-    events = soccernet.read_results(results)
+    events = tables.read_results(results)
     assert len(events) > 0 and (events["position_ms"] <= 5040).all()
     assert (tmp_path / "clip" / "1_mobilenetv2-offline.npy").is_file()        # features cached beside it
     reel = hl.reel_command(clip, events=results, out=tmp_path / "reel.mp4", min_confidence=0.0, pre=1, post=1)

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from spotting_core.engine.inference import events_from_scores, nms, write_outputs
-from spotting_core.io.soccernet import CLASSES_V2, RESULT_COLUMNS, read_results
+from spotting_core.io.soccernet import CLASSES_V2
+from spotting_core.io.tables import RESULT_COLUMNS, read_results
 
 
 def official_get_spot_from_nms(scores: np.ndarray, window: float, thresh: float) -> list[tuple[int, float]]:

@@ -19,22 +19,11 @@ from SoccerNet.Evaluation.ActionSpotting import average_mAP as official_average_
 from SoccerNet.Evaluation.ActionSpotting import evaluate as official_evaluate
 from SoccerNet.Evaluation.utils import EVENT_DICTIONARY_V2
 
-from spotting_core.engine.metrics import (
-    RESULT_KEYS,
-    average_map,
-    evaluate,
-    evaluate_tables,
-    format_table,
-    official_num_frames,
-)
+from spotting_core.engine.evaluate import evaluate, evaluate_tables, format_table
+from spotting_core.engine.metrics import RESULT_KEYS, average_map, official_num_frames
 from spotting_core.errors import SpottingError
-from spotting_core.io.soccernet import (
-    CLASSES_V2,
-    events_per_frame,
-    format_game_time,
-    read_labels,
-    read_results,
-)
+from spotting_core.io.soccernet import CLASSES_V2, format_game_time
+from spotting_core.io.tables import events_per_frame, read_labels, read_results
 
 TOL = 1e-9
 LABELS, PREDS = "Labels-v2.json", "results_spotting.json"

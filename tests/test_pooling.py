@@ -15,7 +15,7 @@ from spotting_core.models import build_model, count_parameters, load_checkpoint
 from spotting_core.models.base import SpottingModel
 from spotting_core.models.layers import NetVLAD
 from spotting_core.models.losses import clip_multilabel_targets
-from spotting_core.models.pooling import import_official_checkpoint
+from spotting_core.models.official import import_official_checkpoint
 
 POOLS = ["netvlad++", "maxpool++", "avgpool++", "maxpool", "avgpool", "netvlad"]
 OFFICIAL = "checkpoints/sn-pooling-maxpool-v2.pth.tar"

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from spotting_core.errors import SpottingError
-from spotting_core.io.soccernet import labels_from_dict, results_from_dict
+from spotting_core.io.tables import labels_from_dict, results_from_dict
 from spotting_core.review.store import ReviewStore
 
 

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from games import C, one_half_game
 
+from spotting_core.engine.sampler import ClipSampler
 from spotting_core.models import build_model, count_parameters, load_checkpoint, save_checkpoint
+from spotting_core.models.base import event_clip_starts
 from spotting_core.models.rmsnet import RMSNet, clip_targets, mask_pre_event
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -204,3 +208,40 @@ def test_tiny_overfit():
     assert loss["loss"].item() < 0.05 * first
     assert torch.equal(out["class_logits"].argmax(-1), cls)
     assert (torch.sigmoid(out["offset_logit"])[has] - off[has]).abs().max().item() < 1.5 / T
+
+
+# ---------------------------------------------------------------------------------------------
+# The balanced sampler (epoch_clips)
+# ---------------------------------------------------------------------------------------------
+BALANCED = RMSNet(RMSNet.Config())
+
+
+def test_balanced_sampler_on_a_hand_made_timeline():
+    # events at 20 and 25 (visible) and 80 (unshown); stride-1 clips of 11 frames in a half of 100
+    g = one_half_game("g", 100, {20: (3, 1.0), 25: (3, 1.0), 80: (5, -1.0)})
+    fg, bg = event_clip_starts(g.events[0], 11)
+    assert list(fg) == list(range(10, 26)) + list(range(70, 81))    # every clip holding an event
+    assert len(fg) + len(bg) == 90 and not set(fg) & set(bg)
+    assert all(not (s <= 20 < s + 11 or s <= 25 < s + 11 or s <= 80 < s + 11) for s in bg)
+
+    sampler = ClipSampler([g], clip_frames=11, batch_size=8, clips=BALANCED.epoch_clips, seed=0)
+    n_fg, n_bg = 27, round(27 / C)
+    for epoch in (0, 1):
+        clips = sampler.epoch_clips(epoch)
+        assert len(clips) == n_fg + n_bg == len(np.unique(clips[:, 1]))
+        batches = list(sampler.batches(epoch))
+        starts = torch.cat([b["x"] for b in batches])[:, 0, 0].numpy().astype(int)
+        has_event = torch.cat([b["events"] for b in batches]).abs().sum(dim=(1, 2)).numpy() > 0
+        assert sorted(starts[has_event]) == sorted(fg)
+        assert len(starts[~has_event]) == n_bg and set(starts[~has_event]) <= set(bg)
+    assert len(sampler) == -(-(n_fg + n_bg) // 8)
+
+
+def test_balanced_sampler_short_half_and_cap():
+    g = one_half_game("g", 6, {2: (0, 1.0)})
+    fg, bg = event_clip_starts(g.events[0], 11)
+    assert list(fg) == [0] and len(bg) == 0
+    b = next(ClipSampler([g], clip_frames=11, batch_size=4, clips=BALANCED.epoch_clips).batches(0))
+    assert b["x"].shape == (1, 11, 4) and b["x"][0, -1, 0] == 5     # padded with the last frame
+    big = one_half_game("h", 400, {t: (1, 1.0) for t in range(20, 400, 40)})
+    assert len(ClipSampler([big], clip_frames=11, batch_size=4, clips=BALANCED.epoch_clips, clips_per_epoch=7).epoch_clips(0)) == 7

@@ -12,22 +12,23 @@ from SoccerNet.Evaluation.ActionSpotting import label2vector, predictions2vector
 from SoccerNet.Evaluation.utils import EVENT_DICTIONARY_V2 as OFFICIAL_V2
 
 from spotting_core.errors import SpottingError
+from spotting_core.io.feature_files import load_features, load_half_features
 from spotting_core.io.soccernet import (
     CLASSES_V1,
     CLASSES_V2,
     EVENT_DICTIONARY_V2,
-    LABEL_COLUMNS,
-    RESULT_COLUMNS,
     class_index,
-    events_per_frame,
     format_game_time,
     game_times,
-    labels_from_dict,
     list_games,
-    load_features,
-    load_half_features,
     parse_game_time,
     read_game_json,
+)
+from spotting_core.io.tables import (
+    LABEL_COLUMNS,
+    RESULT_COLUMNS,
+    events_per_frame,
+    labels_from_dict,
     read_labels,
     read_results,
     results_from_dict,

@@ -18,32 +18,32 @@ import torch
 from sklearn.decomposition import PCA
 
 from spotting_core.errors import SpottingError
+from spotting_core.features.keras_resnet import (
+    KERAS_BN_EPS,
+    STAGES,
+    KerasResNet152,
+    keras_to_state_dict,
+    read_keras_h5,
+)
 from spotting_core.features.soccernet import (
     AVERAGE_PKL,
     CAFFE_MEAN,
     ENV_DIR,
-    KERAS_BN_EPS,
     KERAS_H5_FILES,
     PCA_NPZ,
     PCA_PKL,
-    STAGES,
     WEIGHTS_PT,
-    KerasResNet152,
     SoccerNetNetwork,
     apply_pca,
     build_network,
     check_files,
-    convert_official_pca,
     find_keras_h5,
-    keras_to_state_dict,
     load_official_pca,
     official_frame_indices,
     preprocess,
-    random_pca,
-    read_keras_h5,
-    read_pca_npz,
     soccernet_crop,
 )
+from spotting_core.features.soccernet_pca import convert_official_pca, random_pca, read_pca_npz
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = (("conv2", 4, 2, 1), ("conv3", 8, 2, 2))  # same block structure, hand-sized
@@ -339,10 +339,10 @@ def _cli(args: list[str]) -> subprocess.CompletedProcess:
 
 
 def _registered() -> None:
-    from spotting_core.features import extract as features
+    from spotting_core.features import backbones
 
     for key in ("resnet152-soccernet", "ResNET_TF2_PCA512", "ResNET_TF2"):
-        assert key in features.BACKBONES, f"{key} is not registered in spotting_core.features.extract.BACKBONES"
+        assert key in backbones.BACKBONES, f"{key} is not registered in spotting_core.features.backbones.BACKBONES"
 
 
 @pytest.mark.parametrize("command", ["spot", "spot-backbone", "spot-alias", "features"])

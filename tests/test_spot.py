@@ -11,7 +11,7 @@ import pytest
 from spotting_core.cli import main
 from spotting_core.engine.spot import spot_path
 from spotting_core.features import extract as features_module
-from spotting_core.io.soccernet import read_results
+from spotting_core.io.tables import read_results
 from spotting_core.models import build_model, save_checkpoint
 from spotting_core.synth.benchmark import generate
 

@@ -9,7 +9,9 @@ import pytest
 
 from spotting_core.engine.games import find_splits, load_game
 from spotting_core.errors import SpottingError
-from spotting_core.io.soccernet import CLASSES_V2, feature_names, list_games, read_labels
+from spotting_core.io.feature_files import feature_names
+from spotting_core.io.soccernet import CLASSES_V2, list_games
+from spotting_core.io.tables import read_labels
 from spotting_core.synth.benchmark import (
     MOTIFS,
     SIGNATURES,

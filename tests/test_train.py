@@ -10,16 +10,10 @@ import pytest
 import torch
 
 from spotting_core.engine.metrics import average_map
-from spotting_core.engine.train import (
-    DEFAULTS,
-    TrainConfig,
-    convert_options,
-    detections_from_events,
-    fit,
-    resolve,
-)
+from spotting_core.engine.train import TrainConfig, detections_from_events, fit, resolve
 from spotting_core.errors import SpottingError
-from spotting_core.models import MODELS, load_checkpoint
+from spotting_core.models import MODELS, convert_options, load_checkpoint
+from spotting_core.models.base import TRAINING_DEFAULTS as DEFAULTS
 from spotting_core.synth.benchmark import generate
 
 
@@ -113,7 +107,7 @@ def test_detections_from_events_feed_the_metric():
 
 
 def test_cpu_device_and_bad_device():
-    from spotting_core.engine.train import resolve_device
+    from spotting_core.runtime import resolve_device
 
     assert resolve_device("cpu") == torch.device("cpu")
     assert resolve_device(None).type in ("cpu", "cuda")
@@ -178,7 +172,8 @@ def test_precomputed_entities_reach_training_and_spotting(tiny, tmp_path, monkey
     assert seen and all(s is not None and s[0][2:] == (3, 8) for s in seen)
 
     # every game of a sampler or none: a game without entity files among games with them is an error
-    from spotting_core.engine.games import ClipSampler, attach_entities, load_games
+    from spotting_core.engine.games import attach_entities, load_games
+    from spotting_core.engine.sampler import ClipSampler
 
     names = [str(g.relative_to(data)) for g in game_dirs]
     for half in (1, 2):

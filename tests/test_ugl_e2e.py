@@ -15,9 +15,10 @@ from spotting_core.engine.train import make_optimizer
 from spotting_core.errors import SpottingError
 from spotting_core.features import frames as fr
 from spotting_core.features.entities import DetectorExtractor, load_precomputed, roi_entities
-from spotting_core.io.soccernet import read_results
+from spotting_core.io.tables import read_results
 from spotting_core.models import build_model, load_checkpoint
-from spotting_core.models.ugl_e2e import UGLEndToEnd
+from spotting_core.models.ugl_e2e import UGLEndToEnd, augment_snippets
+from spotting_core.synth.toys import make_toy_dataset
 
 H = 32  # tiny frames
 
@@ -69,7 +70,7 @@ def test_detector_entities_shapes_and_roi_pooling():
 
 def test_offline_weights_give_one_line_errors(tmp_path, monkeypatch):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
-    monkeypatch.setattr("spotting_core.features.extract._download_weights.__defaults__", (2.0,))  # short timeout
+    monkeypatch.setattr("spotting_core.features.backbones.fetch_hub_weights.__defaults__", (2.0,))  # short timeout
     with pytest.raises(SpottingError, match="fasterrcnn_mobilenet_v3_large_fpn-fb6a3cc7.pth") as e:
         DetectorExtractor()
     assert "\n" not in str(e.value)
@@ -123,18 +124,18 @@ def test_augment_snippets():
     y = torch.zeros(3, 4, 18)
     y[..., 17] = 1.0
     y[0, 1] = torch.nn.functional.one_hot(torch.tensor(2), 18).float()
-    same, ty = fr.augment_snippets(x, y, crop_frac=1.0, jitter=0.0, mixup_alpha=0.0)
+    same, ty = augment_snippets(x, y, crop_frac=1.0, jitter=0.0, mixup_alpha=0.0)
     torch.testing.assert_close(same, x.float(), atol=1e-3, rtol=0)       # identity when all are off
     assert torch.equal(ty, y)
     g = torch.Generator().manual_seed(0)
-    aug, ty = fr.augment_snippets(x, y, crop_frac=0.8, jitter=0.3, mixup_alpha=0.4, generator=g)
+    aug, ty = augment_snippets(x, y, crop_frac=0.8, jitter=0.3, mixup_alpha=0.4, generator=g)
     assert aug.shape == x.shape and aug.dtype == torch.float32 and 0 <= aug.min() and aug.max() <= 255
     torch.testing.assert_close(ty.sum(-1), torch.ones(3, 4))              # mixed targets stay distributions
     assert not torch.allclose(aug, x.float())
 
 
 def test_game_videos_layouts_and_frame_cache(tmp_path, monkeypatch):
-    root = fr.make_toy_dataset(tmp_path / "sn", games={"train": 1}, half_s=4.0, size=(32, 32), every_s=2.0)
+    root = make_toy_dataset(tmp_path / "sn", games={"train": 1}, half_s=4.0, size=(32, 32), every_s=2.0)
     game = root / "train" / "game0"
     assert [p.name for p in fr.game_videos(game)] == ["1_224p.mkv", "2_224p.mkv"]
     halves = fr.load_game_frames(game, height=32, fps=2.0)
@@ -148,7 +149,7 @@ def test_game_videos_layouts_and_frame_cache(tmp_path, monkeypatch):
     monkeypatch.setattr(fr.vid, "decode_array", lambda *a, **k: pytest.fail("decoded again despite the cache"))
     again = fr.load_game_frames(game, height=32, fps=2.0)
     assert all(np.array_equal(a, b) for a, b in zip(again, halves))
-    single = fr.make_toy_dataset(tmp_path / "one", games={"valid": 1}, half_s=3.0, size=(32, 32), layout="single")
+    single = make_toy_dataset(tmp_path / "one", games={"valid": 1}, half_s=3.0, size=(32, 32), layout="single")
     assert [p.name for p in fr.game_videos(single / "valid" / "game0")] == ["match.mp4"]
     (single / "valid" / "game0" / "other.mp4").write_bytes(b"x")
     with pytest.raises(SpottingError, match="2 videos"):
@@ -162,7 +163,7 @@ def test_game_videos_layouts_and_frame_cache(tmp_path, monkeypatch):
 # Train -> checkpoint -> spot, through the CLI
 # ---------------------------------------------------------------------------------------------
 def test_cli_train_then_spot_a_generated_video(tmp_path, capsys):
-    data = fr.make_toy_dataset(tmp_path / "data", games={"train": 1, "valid": 1}, half_s=6.0, size=(32, 32),
+    data = make_toy_dataset(tmp_path / "data", games={"train": 1, "valid": 1}, half_s=6.0, size=(32, 32),
                                every_s=3.0)
     ckpt = tmp_path / "e2e.pt"
     args = ["train", "--model", "ugl-e2e", "--data", str(data), "--out", str(ckpt), "--epochs", "1",

@@ -11,6 +11,7 @@ import videos
 from spotting_core.cli import main
 from spotting_core.errors import SpottingError
 from spotting_core.io import video
+from spotting_core.media import cut
 
 
 @pytest.fixture(scope="session")
@@ -145,20 +146,20 @@ def test_real_clip_probe_and_decode(shared_data):
 
 
 def test_keyframes(vids):
-    kf = video.keyframes(vids["cfr"])
+    kf = cut.keyframes(vids["cfr"])
     np.testing.assert_allclose(kf, np.arange(6.0), atol=1e-3)   # gop 25 at 25 fps: one per second
-    np.testing.assert_allclose(video.keyframes(vids["cfr"], start=2.5, end=4.5), [2.0, 3.0, 4.0], atol=1e-3)
+    np.testing.assert_allclose(cut.keyframes(vids["cfr"], start=2.5, end=4.5), [2.0, 3.0, 4.0], atol=1e-3)
 
 
 def test_cut_exact_is_frame_accurate(vids, tmp_path):
-    out = video.cut_exact(vids["cfr"], tmp_path / "seg.mp4", start=1.3, end=3.1)
+    out = cut.cut_exact(vids["cfr"], tmp_path / "seg.mp4", start=1.3, end=3.1)
     frames = videos.all_frames(out, (160, 96))
     times = videos.kept_times(6.0)
     assert codes(frames) == [int(t) for t in times if 130 <= t < 310]   # every frame of [1.3, 3.1), no more
 
 
 def test_cut_copy_starts_on_the_keyframe_before(vids, tmp_path):
-    out = video.cut_copy(vids["cfr"], tmp_path / "seg.mp4", start=1.3, end=3.1)
+    out = cut.cut_copy(vids["cfr"], tmp_path / "seg.mp4", start=1.3, end=3.1)
     frames = videos.all_frames(out, (160, 96))
     got = codes(frames)
     assert got[0] == 100                      # keyframe at 1.0 s: up to one GOP early

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spotting_core.io.video import ffmpeg_exe
+from spotting_core.io.ffmpeg import VideoWriter, ffmpeg_command
 
 BASE_FPS = 100
 GRID = (4, 3)  # blocks across, down: 12 bits, times up to 40.95 s
@@ -59,8 +59,8 @@ def read_code(frame: np.ndarray) -> int:
 def all_frames(path: Path, size: tuple[int, int]) -> np.ndarray:
     """Every frame of a file as stored (no resampling): (N, H, W, 3) uint8."""
     w, h = size
-    raw = subprocess.run([ffmpeg_exe(), "-loglevel", "error", "-i", str(path), "-map", "0:v:0", "-fps_mode",
-                          "passthrough", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"], capture_output=True, check=True).stdout
+    raw = subprocess.run(ffmpeg_command("-i", str(path), "-map", "0:v:0", "-fps_mode",
+                          "passthrough", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"), capture_output=True, check=True).stdout
     return np.frombuffer(raw, np.uint8).reshape(-1, h, w, 3)
 
 
@@ -74,22 +74,12 @@ def coded_video(path: Path, *, seconds: float = 6.0, keep: str = CFR25, size: tu
     """A video whose frame n (kept by `keep`, a select expression on n) shows time n / 100 s."""
     w, h = size
     total = int(round(seconds * BASE_FPS))
-    cmd = [ffmpeg_exe(), "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}",
-           "-r", str(BASE_FPS), "-i", "-"]
-    if audio:
-        cmd += ["-f", "lavfi", "-i",
-                f"aevalsrc='if(lt(mod(t,1),0.1),0.8*sin(2*PI*1000*t),0)':s=48000:d={seconds}"]
-    cmd += ["-map", "0:v"] + (["-map", "1:a", "-c:a", "aac", "-b:a", "96k"] if audio else [])
-    cmd += ["-vf", f"select='{keep}'", "-fps_mode", "vfr", "-c:v", "libx264", "-preset", "veryfast",
-            "-crf", "12", "-g", str(gop), "-keyint_min", str(gop), "-sc_threshold", "0", "-pix_fmt", pix_fmt]
-    if faststart:
-        cmd += ["-movflags", "+faststart"]
-    cmd.append(str(path))
-    p = subprocess.Popen(cmd, stdin=subprocess.PIPE)
-    for n in range(total):
-        p.stdin.write(code_frame(n, w, h).tobytes())
-    p.stdin.close()
-    assert p.wait() == 0, f"ffmpeg failed to make {path}"
+    beeps = f"aevalsrc='if(lt(mod(t,1),0.1),0.8*sin(2*PI*1000*t),0)':s=48000:d={seconds}" if audio else None
+    with VideoWriter(path, size=size, fps=BASE_FPS, crf=12, gop=gop, pix_fmt=pix_fmt, audio=beeps,
+                     faststart=faststart, extra=["-vf", f"select='{keep}'", "-fps_mode", "vfr",
+                                                 "-keyint_min", str(gop), "-sc_threshold", "0"]) as out:
+        for n in range(total):
+            out.write(code_frame(n, w, h))
     return path
 
 
@@ -115,8 +105,7 @@ def testsrc_video(path: Path, *, seconds: float, size: tuple[int, int] = (320, 1
                   audio: bool = True, gop: int = 50) -> Path:
     """lavfi testsrc (+ a sine), encoded fast: for long or real-looking-size files."""
     w, h = size
-    cmd = [ffmpeg_exe(), "-y", "-loglevel", "error", "-f", "lavfi", "-i",
-           f"testsrc=size={w}x{h}:rate={fps}:duration={seconds}"]
+    cmd = ffmpeg_command("-f", "lavfi", "-i", f"testsrc=size={w}x{h}:rate={fps}:duration={seconds}", overwrite=True)
     if audio:
         cmd += ["-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={seconds}",
                 "-c:a", "aac", "-b:a", "64k"]
@@ -127,8 +116,8 @@ def testsrc_video(path: Path, *, seconds: float, size: tuple[int, int] = (320, 1
 
 def rotated(src: Path, path: Path, degrees: int = 90) -> Path:
     """The same stream with a display-matrix rotation (as phones write it)."""
-    subprocess.run([ffmpeg_exe(), "-y", "-loglevel", "error", "-display_rotation:v:0", str(degrees), "-i", str(src),
-                    "-c", "copy", str(path)], check=True)
+    subprocess.run(ffmpeg_command("-display_rotation:v:0", str(degrees), "-i", str(src),
+                    "-c", "copy", str(path), overwrite=True), check=True)
     return path
 
 
@@ -141,8 +130,9 @@ def bad_inputs(folder: Path, good: Path) -> dict[str, Path]:
     truncated = folder / "truncated.mp4"
     truncated.write_bytes(data[: len(data) // 2])
     audio = folder / "audio_only.mp4"
-    subprocess.run([ffmpeg_exe(), "-y", "-loglevel", "error", "-f", "lavfi", "-i",
-                    "sine=frequency=440:sample_rate=48000:duration=2", "-c:a", "aac", str(audio)], check=True)
+    subprocess.run(ffmpeg_command("-f", "lavfi", "-i",
+                    "sine=frequency=440:sample_rate=48000:duration=2", "-c:a", "aac", str(audio),
+                                  overwrite=True), check=True)
     text = folder / "notes.mp4"
     text.write_text("this is not a video\n" * 20)
     return {"empty": empty, "truncated": truncated, "audio_only": audio, "text": text}
@@ -151,8 +141,8 @@ def bad_inputs(folder: Path, good: Path) -> dict[str, Path]:
 def audio_pcm(path: Path, rate: int = 8000) -> np.ndarray:
     """The first audio stream as mono float samples at `rate`, placed by timestamp (gaps filled with
     silence, as a player would play them), so sample i is at i / rate seconds."""
-    raw = subprocess.run([ffmpeg_exe(), "-loglevel", "error", "-i", str(path), "-map", "0:a:0", "-af",
-                          "aresample=async=1:min_hard_comp=0.001:first_pts=0", "-ac", "1", "-ar", str(rate), "-f", "s16le", "-"],
+    raw = subprocess.run(ffmpeg_command("-i", str(path), "-map", "0:a:0", "-af",
+                          "aresample=async=1:min_hard_comp=0.001:first_pts=0", "-ac", "1", "-ar", str(rate), "-f", "s16le", "-"),
                          capture_output=True, check=True).stdout
     return np.frombuffer(raw, np.int16).astype(np.float32) / 32768.0
 

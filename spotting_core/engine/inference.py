@@ -20,14 +20,10 @@ import pandas as pd
 import torch
 
 from spotting_core.errors import SpottingError
-from spotting_core.io.soccernet import CLASSES_V2, FPS, HALVES, RESULTS_FILE, format_game_time, write_results
+from spotting_core.io.soccernet import CLASSES_V2, FPS, HALVES, RESULTS_FILE, format_game_time
+from spotting_core.io.tables import write_results
 
 NMS_METHODS = ("hard", "linear", "gaussian")
-
-
-def default_device() -> torch.device:
-    """CUDA when there is one, the CPU otherwise."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -161,8 +157,9 @@ def spot_game(model, halves: Sequence[np.ndarray], *, classes: Sequence[str] = C
 
     window_s / threshold default to the model's own `nms_window_s` / `nms_threshold` (its paper's).
     """
-    window_s = model.cfg.nms_window_s if window_s is None else window_s
-    threshold = model.cfg.nms_threshold if threshold is None else threshold
+    paper_window, paper_threshold = model.nms_settings()
+    window_s = paper_window if window_s is None else window_s
+    threshold = paper_threshold if threshold is None else threshold
     tables, arrays = [], {}
     for i, feats in enumerate(halves):
         half = HALVES[i] if i < len(HALVES) else i + 1

@@ -4,16 +4,17 @@
     result = fit(cfg)          {"history": [...], "best_epoch", "best_valid_a_mAP", "checkpoint", "test"}
 
 One loop for every model, through the contract of models/base.py only (it never looks at a model's
-name): clips from `data.ClipSampler` (the sampler the model asks for), `model.augment`, `model.loss`
+name): clips from `engine.sampler.ClipSampler` in the order of `model.epoch_clips`, `model.augment`, `model.loss`
 (every term is logged; "loss" is back-propagated), Adam, ReduceLROnPlateau on the validation
 Average-mAP, early stopping after `patience` evaluations without improvement, and the best model
 on validation saved with `models.save_checkpoint`. Validation runs the real inference
 (`inference.spot_game`: sliding windows + NMS) on the validation games and scores it with
 `metrics.average_map`.
 
-Defaults left as None come from the model's Config when it has the field (`lr`, `batch_size`,
-`epochs`, `patience`: the paper's values), otherwise from `DEFAULTS`. The optimizer and the learning
-rate schedule too (`make_optimizer`): Adam + ReduceLROnPlateau unless the Config names others.
+Defaults left as None come from `model.training_defaults()`: the model's Config when it has the field
+(`lr`, `batch_size`, `epochs`, `patience`: the paper's values), otherwise `models.base.TRAINING_DEFAULTS`.
+The optimizer and the learning rate schedule too (`make_optimizer`): Adam + ReduceLROnPlateau unless
+the Config names others.
 A model whose `input_kind` is "frames" (end to end) trains on the games' videos, decoded at its
 input height (`input_dim`) through `spotting_core.features.frames`, instead of feature files.
 """
@@ -21,13 +22,10 @@ input height (`input_dim`) through `spotting_core.features.frames`, instead of f
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import random
 import sys
 import time
-import types
-import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,20 +34,21 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from spotting_core.engine.games import ClipSampler, GameData, attach_entities, find_splits, load_games
+from spotting_core.engine.games import GameData, attach_entities, find_splits, load_games
 from spotting_core.engine.inference import spot_game
 from spotting_core.engine.metrics import average_map
+from spotting_core.engine.sampler import ClipSampler
 from spotting_core.errors import SpottingError
 from spotting_core.io.soccernet import CLASSES_V2, FPS
-from spotting_core.models import build_model, count_parameters, model_class, save_checkpoint
+from spotting_core.models import build_model, convert_options, count_parameters, model_class, save_checkpoint
+from spotting_core.runtime import resolve_device
 
-DEFAULTS = {"epochs": 100, "batch_size": 256, "lr": 1e-3, "patience": 10}
 Progress = Callable[[float, str], None]
 
 
 @dataclass
 class TrainConfig:
-    """What `fit` trains, on what, and how. None = the model Config's value, else DEFAULTS."""
+    """What `fit` trains, on what, and how. None = the model's `training_defaults()`."""
 
     model: str
     data: str
@@ -73,74 +72,15 @@ class TrainConfig:
 # ---------------------------------------------------------------------------------------------
 # Options and defaults
 # ---------------------------------------------------------------------------------------------
-def _parse(text: str, kind, name: str):
-    origin = typing.get_origin(kind)
-    if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(kind)
-        if text.strip().lower() in ("none", "null", "") and type(None) in args:
-            return None
-        errors = []
-        for a in args:
-            if a is type(None):
-                continue
-            try:
-                return _parse(text, a, name)
-            except (ValueError, SpottingError) as e:
-                errors.append(str(e))
-        raise SpottingError(f"--set {name}={text}: {'; '.join(errors)}")
-    if origin in (tuple, list):
-        items = [t for t in text.strip("()[] ").split(",") if t.strip()]
-        args = [a for a in typing.get_args(kind) if a is not Ellipsis] or [str]
-        values = [_parse(t.strip(), args[0] if len(args) == 1 else args[i], name) for i, t in enumerate(items)]
-        return origin(values)
-    if kind is bool:
-        low = text.strip().lower()
-        if low in ("1", "true", "yes", "on"):
-            return True
-        if low in ("0", "false", "no", "off"):
-            return False
-        raise SpottingError(f"--set {name}={text}: expected true or false")
-    if kind in (int, float):
-        try:
-            value = float(text) if kind is float else int(text)
-        except ValueError:
-            raise SpottingError(f"--set {name}={text}: expected {'a number' if kind is float else 'an integer'}") from None
-        return value
-    if kind is str:
-        return text
-    if kind is typing.Any:
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError:
-            return text
-    raise SpottingError(f"--set {name}={text}: cannot read a value of type {kind} from the command line")
-
-
-def convert_options(config_cls: type, options: dict) -> dict:
-    """`--set key=value` strings -> values of the Config field types (other values pass through)."""
-    hints = typing.get_type_hints(config_cls)
-    names = {f.name for f in dataclasses.fields(config_cls)}
-    out = {}
-    for key, value in (options or {}).items():
-        key = str(key).strip().replace("-", "_")
-        if key not in names:
-            raise SpottingError(f"--set {key}: no such model option; options: {', '.join(sorted(names))}")
-        out[key] = _parse(value, hints[key], key) if isinstance(value, str) else value
-    return out
 
 
 def resolve(cfg: TrainConfig) -> TrainConfig:
-    """A copy of `cfg` with every None filled from the model's Config, then DEFAULTS."""
-    config_cls = model_class(cfg.model).Config
-    paper = {f.name: f.default for f in dataclasses.fields(config_cls)
-             if f.default is not dataclasses.MISSING}
-    options = convert_options(config_cls, cfg.model_options)
-    filled = {}
-    for key, fallback in DEFAULTS.items():
-        value = getattr(cfg, key)
-        if value is None:
-            value = options.get(key, paper.get(key, fallback))
-        filled[key] = value
+    """A copy of `cfg` with every None filled from the model's `training_defaults()`."""
+    model_cls = model_class(cfg.model)
+    options = convert_options(model_cls.Config, cfg.model_options)
+    defaults = model_cls.training_defaults(options)
+    given = dataclasses.asdict(cfg)
+    filled = {k: defaults[k] if given[k] is None else given[k] for k in ("epochs", "batch_size", "lr", "patience")}
     for key in ("epochs", "batch_size", "patience"):
         if int(filled[key]) < 1:
             raise SpottingError(f"--{key.replace('_', '-')} {filled[key]}: must be at least 1")
@@ -150,19 +90,6 @@ def resolve(cfg: TrainConfig) -> TrainConfig:
         raise SpottingError(f"valid_metric {cfg.valid_metric!r}: choose loose or tight")
     return dataclasses.replace(cfg, epochs=int(filled["epochs"]), batch_size=int(filled["batch_size"]),
                                lr=float(filled["lr"]), patience=int(filled["patience"]), model_options=options)
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """The requested device, or CUDA when available; a one-line error for an unusable one."""
-    if device is None or str(device) == "":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(str(device))
-    except RuntimeError:
-        raise SpottingError(f"--device {device}: not a device (use cpu or cuda)") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise SpottingError(f"--device {device}: CUDA is not available on this machine")
-    return dev
 
 
 def seed_everything(seed: int) -> None:
@@ -210,25 +137,25 @@ SCHEDULES = ("plateau", "warmup_cosine")
 
 
 def make_optimizer(model, *, lr: float, epochs: int, steps_per_epoch: int, patience: int):
-    """(optimizer, scheduler, per_step) from the model Config's optional fields:
+    """(optimizer, scheduler, per_step) from the model's `training_defaults()`:
 
     optimizer: "adam" (default) or "adamw", with `weight_decay` (default 0);
     schedule:  "plateau" (default): ReduceLROnPlateau on the valid Average-mAP, stepped per evaluation;
                "warmup_cosine": linear warm-up over `warmup_epochs`, then cosine decay to 0 at the last
                step, stepped per batch (per_step True).
     """
-    mc = model.cfg
-    name, schedule = getattr(mc, "optimizer", "adam"), getattr(mc, "schedule", "plateau")
+    recipe = model.training_defaults(model.config_dict())
+    name, schedule = recipe["optimizer"], recipe["schedule"]
     if name not in OPTIMIZERS or schedule not in SCHEDULES:
         raise SpottingError(f"model {model.name!r}: optimizer {name!r} / schedule {schedule!r}; "
                             f"choose from {', '.join(OPTIMIZERS)} / {', '.join(SCHEDULES)}")
     opt_cls = torch.optim.AdamW if name == "adamw" else torch.optim.Adam
-    optimizer = opt_cls(model.parameters(), lr=lr, weight_decay=float(getattr(mc, "weight_decay", 0.0)))
+    optimizer = opt_cls(model.parameters(), lr=lr, weight_decay=float(recipe["weight_decay"]))
     if schedule == "plateau":
         return optimizer, torch.optim.lr_scheduler.ReduceLROnPlateau(
             optimizer, mode="max", factor=0.1, patience=max(1, patience // 3)), False
     total = max(1, epochs * steps_per_epoch)
-    warm = min(int(getattr(mc, "warmup_epochs", 0)) * steps_per_epoch, total - 1)
+    warm = min(int(recipe["warmup_epochs"]) * steps_per_epoch, total - 1)
 
     def factor(step: int) -> float:
         if step < warm:
@@ -275,8 +202,8 @@ def fit(cfg: TrainConfig, progress: Progress | None = None) -> dict:
         attach_entities(cfg.data, train_games)
         attach_entities(cfg.data, valid_games)
     sampler = ClipSampler(train_games, clip_frames=model.clip_frames, batch_size=cfg.batch_size,
-                          mode=model.sampling, seed=cfg.seed, clips_per_epoch=cfg.clips_per_epoch,
-                          num_classes=len(CLASSES_V2), anchor_margin=getattr(model, "anchor_margin", 0))
+                          clips=model.epoch_clips, seed=cfg.seed, clips_per_epoch=cfg.clips_per_epoch,
+                          num_classes=len(CLASSES_V2))
     optimizer, scheduler, per_step = make_optimizer(model, lr=cfg.lr, epochs=cfg.epochs,
                                                     steps_per_epoch=len(sampler), patience=cfg.patience)
     use_amp = cfg.amp and device.type == "cuda"

@@ -50,9 +50,9 @@ class DetectorExtractor(nn.Module):
                                  box_score_thresh=0.0 if random_init else score_threshold,
                                  min_size=image_size, max_size=max(image_size, int(image_size * 16 / 9)))
         if not random_init:
-            from spotting_core.features.extract import _download_weights
+            from spotting_core.features.backbones import fetch_hub_weights
 
-            path = _download_weights(enum.url, backbone=f"entity detector {name}")
+            path = fetch_hub_weights(enum.url, backbone=f"entity detector {name}")
             try:
                 net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
             except Exception as e:

@@ -1,7 +1,8 @@
-"""SoccerNet file formats: class dictionaries, Labels-v2.json, results_spotting.json, game trees, features.
+"""SoccerNet file formats without pandas: class dictionaries, game times, JSON in trees and zips,
+the columns of Labels-v2.json and results_spotting.json, atomic writes.
 
-Everything that reads or writes a SoccerNet file goes through here, and every problem with a file
-raises one `SpottingError` that names the file and the problem.
+Tables (pandas) of the same files are in `io/tables.py`, feature files in `io/feature_files.py`.
+Every problem with a file raises one `SpottingError` that names the file and the problem.
 
 Positions are kept in milliseconds within a half, as the official files do. A frame index at `fps`
 is `int(fps * position_ms / 1000)`, the official evaluator's rounding (towards zero).
@@ -19,7 +20,6 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from spotting_core.errors import SpottingError
 
@@ -40,8 +40,6 @@ CLASSES_V1: tuple[str, ...] = ("card", "subs", "soccer")
 EVENT_DICTIONARY_V2 = {name: i for i, name in enumerate(CLASSES_V2)}
 EVENT_DICTIONARY_V1 = {name: i for i, name in enumerate(CLASSES_V1)}
 
-LABEL_COLUMNS = ["half", "position_ms", "frame", "label", "class_id", "team", "visibility", "game_time"]
-RESULT_COLUMNS = ["half", "position_ms", "frame", "label", "class_id", "confidence", "game_time"]
 
 _GAME_TIME = re.compile(r"^\s*([12])\s*-\s*(\d{1,3}):(\d{2})\s*$")
 
@@ -214,33 +212,6 @@ def label_arrays(data: dict, *, classes: Sequence[str] = CLASSES_V2, source: str
             "visibility": visibilities, "game_time": game_times_}
 
 
-def labels_from_dict(data: dict, *, classes: Sequence[str] = CLASSES_V2, fps: float = FPS,
-                     source: str = "labels") -> pd.DataFrame:
-    """Parse a Labels-v2.json object into a tidy table (one row per annotation, LABEL_COLUMNS)."""
-    cols = label_arrays(data, classes=classes, source=source)
-    cols["frame"] = np.asarray(frame_of(cols["position_ms"], fps), dtype=np.int64)
-    return pd.DataFrame(cols, columns=LABEL_COLUMNS)
-
-
-def read_labels(path: str | os.PathLike, *, classes: Sequence[str] = CLASSES_V2, fps: float = FPS) -> pd.DataFrame:
-    """Read a Labels-v2.json file into a tidy table (see `labels_from_dict`)."""
-    return labels_from_dict(read_json(path), classes=classes, fps=fps, source=str(path))
-
-
-def labels_to_dict(df: pd.DataFrame, *, url_local: str = "") -> dict:
-    """A labels table back to the Labels-v2.json object (for exporting reviewed events)."""
-    anns = []
-    for r in df.sort_values(["half", "position_ms"]).itertuples(index=False):
-        anns.append({
-            "gameTime": format_game_time(r.half, r.position_ms),
-            "label": r.label,
-            "position": str(int(r.position_ms)),
-            "team": getattr(r, "team", "") or "not applicable",
-            "visibility": getattr(r, "visibility", "") or "visible",
-        })
-    return {"UrlLocal": url_local, "annotations": anns}
-
-
 # ---------------------------------------------------------------------------------------------
 # results_spotting.json
 # ---------------------------------------------------------------------------------------------
@@ -300,27 +271,13 @@ def result_arrays(data: dict, *, classes: Sequence[str] = CLASSES_V2, source: st
     return {"half": half, "position_ms": position, "label": labels, "class_id": class_ids, "confidence": conf}
 
 
-def results_from_dict(data: dict, *, classes: Sequence[str] = CLASSES_V2, fps: float = FPS,
-                      source: str = "predictions") -> pd.DataFrame:
-    """Parse a results_spotting.json object into a table (RESULT_COLUMNS)."""
-    cols = result_arrays(data, classes=classes, source=source)
-    cols["frame"] = np.asarray(frame_of(cols["position_ms"], fps), dtype=np.int64)
-    cols["game_time"] = game_times(cols["half"], cols["position_ms"])
-    return pd.DataFrame(cols, columns=RESULT_COLUMNS)
-
-
-def read_results(path: str | os.PathLike, *, classes: Sequence[str] = CLASSES_V2, fps: float = FPS) -> pd.DataFrame:
-    """Read a results_spotting.json file into a table."""
-    return results_from_dict(read_json(path), classes=classes, fps=fps, source=str(path))
-
-
-def results_to_dict(events: pd.DataFrame | Iterable[dict], *, url_local: str = "") -> dict:
+def results_to_dict(events: Iterable[dict], *, url_local: str = "") -> dict:
     """Events (half, position_ms, label, confidence) -> the official results_spotting.json object.
 
     Field order and types follow the official schema exactly: gameTime "H - MM:SS", label,
     position (ms as a string), half ("1"/"2"), confidence (as a string).
     """
-    records = events.to_dict("records") if isinstance(events, pd.DataFrame) else list(events)
+    records = events.to_dict("records") if hasattr(events, "to_dict") else list(events)  # a DataFrame too
     records.sort(key=lambda r: (int(r["half"]), int(r["position_ms"]), str(r["label"])))
     preds = [{
         "gameTime": format_game_time(r["half"], r["position_ms"]),
@@ -347,75 +304,8 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return path
 
 
-def write_results(path: str | os.PathLike, events: pd.DataFrame | Iterable[dict], *, url_local: str = "") -> Path:
-    """Write a results_spotting.json file (atomically)."""
-    return atomic_write_text(path, json.dumps(results_to_dict(events, url_local=url_local), indent=2))
-
-
 # ---------------------------------------------------------------------------------------------
 # Features: 1_<name>.npy, 2_<name>.npy
 # ---------------------------------------------------------------------------------------------
-def feature_path(game_dir: str | os.PathLike, half: int, name: str) -> Path:
-    """Where SoccerNet keeps the features of one half: `<game>/<half>_<name>.npy`."""
-    return Path(game_dir) / f"{half}_{name}.npy"
 
 
-def load_half_features(path: str | os.PathLike) -> np.ndarray:
-    """One half's features as a (T, D) float32 array."""
-    path = Path(path)
-    if not path.is_file():
-        raise SpottingError(f"{path}: feature file not found")
-    try:
-        arr = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as e:
-        raise SpottingError(f"{path}: not a readable .npy array ({e})") from None
-    if arr.ndim != 2 or arr.shape[0] == 0:
-        raise SpottingError(f"{path}: expected a (T, D) array of frame features, got shape {arr.shape}")
-    if not np.issubdtype(arr.dtype, np.floating):
-        raise SpottingError(f"{path}: expected float features, got {arr.dtype}")
-    return np.ascontiguousarray(arr, dtype=np.float32)
-
-
-def load_features(game_dir: str | os.PathLike, name: str) -> tuple[np.ndarray, np.ndarray]:
-    """Both halves' features `(1_<name>.npy, 2_<name>.npy)` of a game folder."""
-    halves = []
-    for half in HALVES:
-        p = feature_path(game_dir, half, name)
-        if not p.is_file():
-            raise SpottingError(f"{game_dir}: missing half {half}: no {p.name}")
-        halves.append(load_half_features(p))
-    if halves[0].shape[1] != halves[1].shape[1]:
-        raise SpottingError(f"{game_dir}: halves disagree on feature dimension "
-                            f"({halves[0].shape[1]} vs {halves[1].shape[1]})")
-    return halves[0], halves[1]
-
-
-def feature_names(game_dir: str | os.PathLike) -> list[str]:
-    """Feature names present for both halves of a game folder (e.g. ['ResNET_TF2_PCA512'])."""
-    game_dir = Path(game_dir)
-    names = {p.name[2:-4] for p in game_dir.glob("1_*.npy")}
-    return sorted(n for n in names if feature_path(game_dir, 2, n).is_file())
-
-
-def events_per_frame(labels: pd.DataFrame, num_frames: Sequence[int], num_classes: int = len(CLASSES_V2)
-                     ) -> list[np.ndarray]:
-    """Per-half (T, C) float32 arrays: 1 where a visible event sits, -1 for unshown, 0 elsewhere.
-
-    Frames past the end of a half's features are clamped to its last frame, as the official
-    evaluator clamps to its 120-minute vector. Two events of one class on one frame: the later row
-    wins, as the official `label2vector` overwrites.
-    """
-    out = []
-    for half, T in zip(HALVES, num_frames):
-        arr = np.zeros((int(T), num_classes), dtype=np.float32)
-        sel = labels[labels["half"] == half]
-        if len(sel):
-            frames = np.minimum(sel["frame"].to_numpy(), int(T) - 1)
-            classes = sel["class_id"].to_numpy()
-            values = np.where(sel["visibility"].to_numpy() == "not shown", -1.0, 1.0)
-            # the last row of each (frame, class) cell: first hit of the reversed rows
-            _, first_reversed = np.unique((frames * num_classes + classes)[::-1], return_index=True)
-            last = len(frames) - 1 - first_reversed
-            arr[frames[last], classes[last]] = values[last]
-        out.append(arr)
-    return out

@@ -1,9 +1,10 @@
-"""Video files through the ffmpeg binary that `imageio-ffmpeg` ships: probe, decode at 2 fps, cut, concatenate.
+"""Reading video files: probe and decode at 2 fps, through `io/ffmpeg.py`.
 
     probe(path)                               -> VideoInfo (duration, fps, displayed size, rotation, audio)
     decode(path, fps=2.0, size=224)           -> batches (B, H, W, 3) uint8 RGB, frame k shows time start + k/fps
-    keyframes(path, start, end)               -> keyframe times (s) of the first video stream
-    cut_copy / cut_exact / concat             -> the primitives highlights.py builds reels from
+    decode_array(path, ...)                   -> all of them in one array (small files, tests)
+
+Cutting and joining (reels) are in `media/cut.py`.
 
 Sampling rule of `decode`: output frame k is the source frame on screen at t = start + k / fps, i.e.
 the last frame whose presentation time is <= t. That is ffmpeg's `fps` filter with `round=up`
@@ -23,20 +24,12 @@ import subprocess
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
 from spotting_core.errors import SpottingError
-
-
-@lru_cache(maxsize=1)
-def ffmpeg_exe() -> str:
-    """Path of the ffmpeg binary shipped by imageio-ffmpeg (or IMAGEIO_FFMPEG_EXE)."""
-    import imageio_ffmpeg
-
-    return imageio_ffmpeg.get_ffmpeg_exe()
+from spotting_core.io.ffmpeg import error_line, ffmpeg_command
 
 
 # ---------------------------------------------------------------------------------------------
@@ -76,18 +69,7 @@ _TBR = re.compile(r"([\d.]+)(k?) tbr")
 _ROTATION = re.compile(r"(?:display\s*matrix: rotation of|rotate\s*:)\s*(-?[\d.]+)", re.IGNORECASE)
 
 
-def _ffmpeg_error_line(stderr: str, path: Path) -> str:
-    """The most telling line of an ffmpeg failure, without the path ffmpeg prefixes it with."""
-    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
-    keys = ("moov atom not found", "Invalid data found", "does not contain any stream", "Error", "error")
-    for key in keys:
-        for ln in lines:
-            if key in ln:
-                return ln.replace(f"{path}: ", "").replace(str(path), "").strip(" :")[:160]
-    return (lines[-1] if lines else "no output")[:160]
-
-
-def _check_file(path: str | os.PathLike) -> Path:
+def check_file(path: str | os.PathLike) -> Path:
     path = Path(path)
     if not path.exists():
         raise SpottingError(f"{path}: no such file")
@@ -100,8 +82,8 @@ def _check_file(path: str | os.PathLike) -> Path:
 
 def probe(path: str | os.PathLike) -> VideoInfo:
     """Duration, frame rate, displayed size, rotation and audio of a video file (via `ffmpeg -i`)."""
-    path = _check_file(path)
-    r = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path)],
+    path = check_file(path)
+    r = subprocess.run(ffmpeg_command("-i", str(path), loglevel="info"),
                        capture_output=True, text=True, errors="replace")
     err = r.stderr
     if "moov atom not found" in err:
@@ -118,7 +100,7 @@ def probe(path: str | os.PathLike) -> VideoInfo:
         if s:
             streams.append((s.group(1), s.group(2), i))
     if not m or not streams:
-        raise SpottingError(f"{path}: not a video ffmpeg can read ({_ffmpeg_error_line(err, path)})")
+        raise SpottingError(f"{path}: not a video ffmpeg can read ({error_line(err, path)})")
     video = [(d, i) for k, d, i in streams if k == "Video" and "attached pic" not in d]
     audio = [d for k, d, _ in streams if k == "Audio"]
     if not video:
@@ -179,7 +161,7 @@ def output_size(info: VideoInfo, size: int | Sequence[int] | None) -> tuple[int,
 def decode_command(path: str | os.PathLike, *, fps: float, size: tuple[int, int], start: float | None = None,
                    duration: float | None = None) -> list[str]:
     """The ffmpeg command line `decode` runs (rgb24 rawvideo on stdout)."""
-    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error"]
+    cmd = ffmpeg_command()
     # Input seeking is accurate but drops the frame already on screen at `start`; seek `lead` seconds
     # earlier and let the fps filter start its grid at `lead` (its round=up keeps that frame for k=0).
     lead = min(start or 0.0, 1.0)
@@ -243,7 +225,7 @@ def decode(path: str | os.PathLike, *, fps: float = 2.0, size: int | Sequence[in
         drainer.join(timeout=5)
         stderr = b"".join(errors).decode("utf-8", "replace")
         if rc != 0 and produced < (expected or 1):
-            raise SpottingError(f"{path}: ffmpeg could not decode it ({_ffmpeg_error_line(stderr, Path(path))})")
+            raise SpottingError(f"{path}: ffmpeg could not decode it ({error_line(stderr, Path(path))})")
         if strict and expected is not None:
             # the container duration may exceed the video stream's (longer audio): only a large gap,
             # or a gap with decoder errors, means the file is broken
@@ -274,91 +256,5 @@ def decode_array(path: str | os.PathLike, **kwargs) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 # Cut and concatenate
 # ---------------------------------------------------------------------------------------------
-def run_ffmpeg(args: Sequence[str], *, what: str) -> None:
-    """Run ffmpeg quietly; a failure becomes one SpottingError line naming `what`."""
-    r = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y", *args],
-                       capture_output=True, text=True, errors="replace")
-    if r.returncode != 0:
-        raise SpottingError(f"{what}: ffmpeg failed ({_ffmpeg_error_line(r.stderr, Path(what))})")
 
 
-def _maps(info: VideoInfo | None) -> list[str]:
-    """The first video stream and the first audio stream (when there is one; `?` = optional)."""
-    if info is None:
-        return ["-map", "0:v:0", "-map", "0:a:0?"]
-    return ["-map", "0:v:0"] + (["-map", "0:a:0"] if info.has_audio else [])
-
-
-def cut_copy(src: str | os.PathLike, out: str | os.PathLike, *, start: float, end: float,
-             info: VideoInfo | None = None) -> Path:
-    """Stream-copy [start, end) without re-encoding. The video starts at the keyframe at or before
-    `start` (up to one GOP early); all streams are shifted together, so audio stays in sync."""
-    run_ffmpeg(["-ss", f"{max(start, 0.0):.6f}", "-t", f"{end - start:.6f}", "-i", str(src), *_maps(info),
-                "-c", "copy", "-avoid_negative_ts", "make_zero", "-map_metadata", "-1", str(out)],
-               what=str(src))
-    return Path(out)
-
-
-def cut_exact(src: str | os.PathLike, out: str | os.PathLike, *, start: float, end: float,
-              info: VideoInfo | None = None, preset: str = "veryfast", crf: int = 18) -> Path:
-    """Frame-accurate [start, end): the frames with start <= pts < end, decoded from the keyframe
-    before and re-encoded (only this segment; H.264 + AAC with fixed settings, so segments join
-    without another encode). Audio is trimmed to the same interval on the same clock."""
-    info = info or probe(src)
-    start = max(start, 0.0)
-    lead = min(start, 1.0)        # seek a little early; trim on timestamps relative to the seek point
-    a, b = lead, lead + (end - start)
-    vf = f"trim=start={a:.6f}:end={b:.6f},setpts=PTS-{a:.6f}/TB,scale=trunc(iw/2)*2:trunc(ih/2)*2"
-    args = ["-ss", f"{start - lead:.6f}", "-i", str(src), *_maps(info), "-vf", vf,
-            "-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-pix_fmt", "yuv420p"]
-    if info.has_audio:
-        args += ["-af", f"atrim=start={a:.6f}:end={b:.6f},asetpts=PTS-{a:.6f}/TB",
-                 "-c:a", "aac", "-b:a", "192k", "-ar", "48000", "-ac", "2"]
-    run_ffmpeg([*args, "-map_metadata", "-1", str(out)], what=str(src))
-    return Path(out)
-
-
-def concat(parts: Sequence[str | os.PathLike], out: str | os.PathLike, *, faststart: bool = True) -> Path:
-    """Join segments cut with the same settings (concat demuxer, stream copy). faststart moves the MP4
-    index to the front (playable while downloading) at the cost of rewriting the file once."""
-    out = Path(out)
-    listing = out.with_name(f".{out.name}.concat.txt")
-    lines = []
-    for p in parts:
-        escaped = str(Path(p).resolve()).replace("'", r"'\''")
-        lines.append(f"file '{escaped}'")
-    listing.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    try:
-        extra = ["-movflags", "+faststart"] if faststart and out.suffix.lower() in (".mp4", ".mov", ".m4v") else []
-        run_ffmpeg(["-f", "concat", "-safe", "0", "-i", str(listing), "-map", "0", "-c", "copy", *extra, str(out)],
-                   what=str(out))
-    finally:
-        listing.unlink(missing_ok=True)
-    return out
-
-
-def keyframes(path: str | os.PathLike, *, start: float = 0.0, end: float | None = None) -> np.ndarray:
-    """Keyframe times (s, from the file's start) of the first video stream in [start, end]
-    (demux only: reads packets, decodes nothing)."""
-    info = probe(path)
-    args = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error"]
-    if start > 0:
-        args += ["-ss", f"{start:.6f}"]
-    if end is not None:
-        args += ["-to", f"{end:.6f}"]
-    args += ["-copyts", "-i", str(path), "-map", "0:v:0", "-c", "copy", "-f", "framecrc", "-"]
-    r = subprocess.run(args, capture_output=True, text=True, errors="replace")
-    if r.returncode != 0:
-        raise SpottingError(f"{path}: cannot read its packets ({_ffmpeg_error_line(r.stderr, Path(path))})")
-    tb = re.search(r"#tb 0: (\d+)/(\d+)", r.stdout)
-    if not tb:
-        return np.zeros(0)
-    scale = int(tb.group(1)) / int(tb.group(2))
-    times = []
-    for line in r.stdout.splitlines():
-        if line.startswith("#") or "F=" in line:       # F=... marks packets that are not plain keyframes
-            continue
-        fields = [f.strip() for f in line.split(",")]
-        if len(fields) >= 3 and fields[0] == "0":
-            times.append(int(fields[2]) * scale - info.start)
-    return np.unique(np.round(np.asarray(times, dtype=np.float64), 6))

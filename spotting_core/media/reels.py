@@ -33,8 +33,9 @@ import numpy as np
 import pandas as pd
 
 from spotting_core.errors import SpottingError
-from spotting_core.io import soccernet
+from spotting_core.io import soccernet, tables
 from spotting_core.io import video as vid
+from spotting_core.media import cut
 
 Progress = Callable[[float, str], None]
 
@@ -90,7 +91,7 @@ def read_events(events: str | os.PathLike | pd.DataFrame) -> pd.DataFrame:
             except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
                 raise SpottingError(f"{path}: not a readable CSV ({type(e).__name__})") from None
         else:
-            df = soccernet.read_results(path)
+            df = tables.read_results(path)
     missing = {"half", "position_ms", "label"} - set(df.columns)
     if missing:
         raise SpottingError(f"{source}: events need columns half, position_ms, label; missing {', '.join(sorted(missing))}")
@@ -341,12 +342,12 @@ def render_reel(video: str | os.PathLike, plan: ReelPlan, out: str | os.PathLike
                 if progress:
                     progress(i / (n + 1), f"cutting segment {i + 1}/{n} ({mode})")
                 part = work / f"part{i:04d}{out.suffix}"
-                cut = vid.cut_copy if mode == "fast" else vid.cut_exact
-                cut(video, part, start=s.start, end=s.end, info=info)
+                cutter = cut.cut_copy if mode == "fast" else cut.cut_exact
+                cutter(video, part, start=s.start, end=s.end, info=info)
                 parts.append(part)
             if progress:
                 progress(n / (n + 1), "joining segments")
-            vid.concat(parts, tmp_out, faststart=faststart)
+            cut.concat(parts, tmp_out, faststart=faststart)
         os.replace(tmp_out, out)
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -2,6 +2,7 @@
 
     MODELS = {"netvlad++": NetVLADpp, ...}   one entry per model; each class lives in models/<paper>.py
     build_model(name, **config_overrides)   the model with its paper defaults, overridden
+    convert_options(Config, {"lr": "3e-3"}) `--set key=value` strings -> Config field types
     save_checkpoint(path, model, ...)       {"model", "config", "state_dict", "classes", "features", "fps"}
     load_checkpoint(path)                   rebuilds the model from the file alone
 
@@ -10,7 +11,11 @@ Every model follows the contract in models/base.py.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
+import types
+import typing
 from dataclasses import fields
 from pathlib import Path
 
@@ -116,3 +121,59 @@ def load_checkpoint(path: str | os.PathLike, *, device: str | torch.device = "cp
         raise SpottingError(f"{path}: weights do not fit model {ckpt['model']!r} ({str(e).splitlines()[0][:160]})") from None
     meta = {k: v for k, v in ckpt.items() if k != "state_dict"}
     return model.to(device).eval(), meta
+
+
+def _parse(text: str, kind, name: str):
+    origin = typing.get_origin(kind)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(kind)
+        if text.strip().lower() in ("none", "null", "") and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _parse(text, a, name)
+            except (ValueError, SpottingError) as e:
+                errors.append(str(e))
+        raise SpottingError(f"--set {name}={text}: {'; '.join(errors)}")
+    if origin in (tuple, list):
+        items = [t for t in text.strip("()[] ").split(",") if t.strip()]
+        args = [a for a in typing.get_args(kind) if a is not Ellipsis] or [str]
+        values = [_parse(t.strip(), args[0] if len(args) == 1 else args[i], name) for i, t in enumerate(items)]
+        return origin(values)
+    if kind is bool:
+        low = text.strip().lower()
+        if low in ("1", "true", "yes", "on"):
+            return True
+        if low in ("0", "false", "no", "off"):
+            return False
+        raise SpottingError(f"--set {name}={text}: expected true or false")
+    if kind in (int, float):
+        try:
+            value = float(text) if kind is float else int(text)
+        except ValueError:
+            raise SpottingError(f"--set {name}={text}: expected {'a number' if kind is float else 'an integer'}") from None
+        return value
+    if kind is str:
+        return text
+    if kind is typing.Any:
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            return text
+    raise SpottingError(f"--set {name}={text}: cannot read a value of type {kind} from the command line")
+
+
+def convert_options(config_cls: type, options: dict) -> dict:
+    """`--set key=value` strings -> values of the Config field types (other values pass through)."""
+    hints = typing.get_type_hints(config_cls)
+    names = {f.name for f in dataclasses.fields(config_cls)}
+    out = {}
+    for key, value in (options or {}).items():
+        key = str(key).strip().replace("-", "_")
+        if key not in names:
+            raise SpottingError(f"--set {key}: no such model option; options: {', '.join(sorted(names))}")
+        out[key] = _parse(value, hints[key], key) if isinstance(value, str) else value
+    return out

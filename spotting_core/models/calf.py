@@ -72,12 +72,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from spotting_core.errors import SpottingError
-from spotting_core.models.base import SpottingModel
+from spotting_core.models.base import ClipIndex, SpottingModel, event_clip_starts
 
 # The official K_V2 (config/classes.py), in seconds, rows K1..K4, columns in CLASSES_V2 order.
 K_V2_SECONDS: tuple[tuple[float, ...], ...] = (
@@ -250,11 +251,11 @@ def _pooled_length(t: int, times: int = 3) -> int:
 
 class CALF(SpottingModel):
     Config = Config
-    sampling = "anchored"  # official getChunks_anchors: chunks placed around events (data.py)
+    sampling = "anchored"  # official getChunks_anchors: chunks placed around events (epoch_clips)
+    output_mode = "sequence"
 
     def __init__(self, cfg: Config):
         super().__init__(cfg)
-        self.output_mode = "sequence"
         C, dc = cfg.num_classes, cfg.dim_capsule
         k = torch.tensor(K_V2_SECONDS if cfg.k_seconds is None else cfg.k_seconds, dtype=torch.float32)
         if k.shape != (4, C):
@@ -265,6 +266,9 @@ class CALF(SpottingModel):
         self.register_buffer("k_frames", k * cfg.fps, persistent=False)   # (4, C)
         self.receptive_field = int(round(cfg.receptive_field_s * cfg.fps))
         self.anchor_margin = self.receptive_field  # anchored chunks: events at (R, T - R] in the chunk
+        if not 0 <= 2 * self.anchor_margin < self.clip_frames:
+            raise ValueError(f"calf: anchored chunks need 2 x receptive field ({2 * self.anchor_margin} frames) "
+                             f"< chunk ({self.clip_frames} frames)")
         pooled = _pooled_length(self.clip_frames)
         if self.receptive_field < 1 or pooled < 1:
             raise ValueError(f"calf: window {self.clip_frames} frames / receptive field "
@@ -283,6 +287,46 @@ class CALF(SpottingModel):
         self.spot_conv_2 = nn.Conv1d(32, 16, kernel_size=3, padding=1)
         self.conf_head = nn.Linear(16 * pooled, 2 * cfg.num_detections)
         self.class_head = nn.Linear(16 * pooled, cfg.num_detections * C)
+
+    # ----- sampler ------------------------------------------------------------------------------
+    def epoch_clips(self, index: ClipIndex, rng: np.random.Generator,
+                    clips_per_epoch: int | None = None) -> np.ndarray:
+        """Anchored chunks (official `getChunks_anchors` + `__getitem__`), drawn afresh every epoch.
+
+        A class is picked uniformly among the event classes that have anchors and "background",
+        then one of its events, and the chunk is placed so that the event falls at a uniform position
+        in (margin, clip_frames - margin], margin = the receptive field (the official shift in
+        [-chunk + receptive_field, -receptive_field)); a background chunk is a uniform stride-1 clip
+        with no event inside (the official code further keeps it outside every event's K1..K4
+        context). Starts are clamped into the half. `clips_per_epoch` chunks (official: 18,000),
+        by default as many as there are event anchors.
+        """
+        W, margin = index.clip_frames, self.anchor_margin
+        anchors = [np.stack(np.nonzero(ev), axis=1) for ev in index.events]  # per half: (n, 2) (frame, class)
+        rows = np.concatenate([np.concatenate([np.full((len(a), 1), h), a], axis=1)
+                               for h, a in enumerate(anchors)]).astype(np.int64)  # (n, 3) (half, frame, class)
+        per_class = [rows[rows[:, 2] == c, :2] for c in range(index.num_classes)]  # per class (n_c, 2)
+        bg = [event_clip_starts(ev, W)[1] for ev in index.events]
+        background = np.concatenate([np.stack([np.full(len(b), h), b], axis=1)
+                                     for h, b in enumerate(bg)]).astype(np.int64)  # (n_B, 2)
+        n = int(clips_per_epoch) if clips_per_epoch is not None else max(sum(len(a) for a in per_class), 1)
+        pools = [a for a in per_class if len(a)] + ([background] if len(background) else [])
+        if not pools:
+            raise SpottingError("anchored sampling: no event and no event-free clip in the training halves")
+        pick = rng.integers(len(pools), size=n)                                  # class (or background) per chunk
+        clips = np.zeros((n, 2), dtype=np.int64)
+        lo, hi = margin + 1, W - margin                                          # event position in [lo, hi]
+        for k, pool in enumerate(pools):
+            sel = np.nonzero(pick == k)[0]
+            chosen = pool[rng.integers(len(pool), size=len(sel))]               # (m, 2) (half, frame or start)
+            clips[sel, 0] = chosen[:, 0]
+            if pool is background:
+                clips[sel, 1] = chosen[:, 1]
+            else:
+                clips[sel, 1] = chosen[:, 1] - rng.integers(lo, hi + 1, size=len(sel))
+        last = np.maximum(index.lengths[clips[:, 0]] - W, 0)
+        clips[:, 1] = np.clip(clips[:, 1], 0, last)
+        return clips
 
     # ----- network ------------------------------------------------------------------------------
     def segmentation_score(self, capsules: torch.Tensor) -> torch.Tensor:

@@ -25,16 +25,13 @@ Whole-half inference (`sequence_scores`) centres a window on every frame (stride
 repeated) and is computed exactly but without cutting the half into clips: max/mean over strided
 windows of the padded half, NetVLAD through windowed sums (`NetVLAD.sliding_linear`).
 
-`import_official_checkpoint` converts an official checkpoint ({epoch, state_dict, best_loss,
-optimizer}) into ours; the module names here are the official ones, so the weights map one to one.
+Official checkpoints ({epoch, state_dict, best_loss, optimizer}) import through `official_layout`
+(`spotting import-official`, models/official.py): the module names here are the official ones.
 """
 
 from __future__ import annotations
 
-import math
-import re
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -74,13 +71,13 @@ class TemporalPooling(SpottingModel):
     """A clip (B, T, D) -> pooled vector -> dropout -> fc -> (B, 1 + num_classes) logits."""
 
     Config = Config
+    output_mode = "center"
     exact_sequence_scores = True  # the sequence_scores override equals the base class's windows
     pool: str = ""         # "max" / "avg" / "netvlad"
     split: bool = False    # True for the "++" variants: pool before / after the centre apart
 
     def __init__(self, cfg: Config):
         super().__init__(cfg)
-        self.output_mode = "center"
         if self.clip_frames < (2 if self.split else 1):
             raise SpottingError(f"window_s={cfg.window_s} at {cfg.fps} fps leaves no frame to pool")
         dim = cfg.input_dim
@@ -128,13 +125,33 @@ class TemporalPooling(SpottingModel):
     def frame_scores(self, outputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {"scores": torch.sigmoid(outputs["logits"][:, None, 1:])}  # (B, 1, C)
 
+    # ----- official checkpoints -------------------------------------------------------------------
+    @classmethod
+    def official_layout(cls, state_dict, params):
+        """The official modules carry our names (feature_extractor, pool_layer[_before|_after], fc), so
+        the weights map one to one; the input dimension and vocabulary come from them."""
+        sd = state_dict
+        if "fc.weight" not in sd or sd["fc.weight"].ndim != 2:
+            return None
+        outputs, fc_in = sd["fc.weight"].shape
+        if "feature_extractor.weight" in sd:
+            input_dim = int(sd["feature_extractor.weight"].shape[1])
+        else:
+            input_dim = fc_in // 2 if (cls.split and cls.pool != "netvlad") else REDUCED_DIM if cls.pool == "netvlad" else fc_in
+        options = {"input_dim": input_dim, "num_classes": int(outputs) - 1}
+        clusters = [v for k, v in sd.items() if k.endswith(".clusters")]
+        if clusters:
+            options["vocab_size"] = sum(int(c.shape[1]) for c in clusters)
+        return options, dict(sd)
+
     # ----- fast exact whole-half inference --------------------------------------------------------
     @torch.no_grad()
-    def sequence_scores(self, feats: torch.Tensor, *, batch_size: int = 256) -> dict[str, torch.Tensor]:
+    def sequence_scores(self, feats: torch.Tensor, *, batch_size: int = 256, entities: torch.Tensor | None = None,
+                        entity_mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """The base class's stride-1 centred windows, computed without pooling each window apart.
 
-        Same scores (to float rounding) as `SpottingModel.sequence_scores`; `batch_size` is unused.
-        In training mode (active dropout) it falls back to the base class.
+        Same scores (to float rounding) as `SpottingModel.sequence_scores`; `batch_size` is unused and
+        there are no entity inputs. In training mode (active dropout) it falls back to the base class.
         """
         if self.training:
             return super().sequence_scores(feats, batch_size=batch_size)
@@ -172,147 +189,39 @@ class NetVLADpp(TemporalPooling):
     """NetVLAD++: NetVLAD (32 clusters) before the centre, another after; the paper's model."""
 
     pool, split = "netvlad", True
+    official_names = ("netvlad++",)
 
 
 class MaxPoolpp(TemporalPooling):
     """MaxPool++: max over the frames before the centre, max over those after."""
 
     pool, split = "max", True
+    official_names = ("max++", "maxpool++")
 
 
 class AvgPoolpp(TemporalPooling):
     """AvgPool++: mean over the frames before the centre, mean over those after."""
 
     pool, split = "avg", True
+    official_names = ("avg++", "avgpool++")
 
 
 class MaxPool(TemporalPooling):
     """MaxPool: max over the whole clip (the SoccerNet-v2 baseline the official checkpoint uses)."""
 
     pool, split = "max", False
+    official_names = ("max", "maxpool")
 
 
 class AvgPool(TemporalPooling):
     """AvgPool: mean over the whole clip."""
 
     pool, split = "avg", False
+    official_names = ("avg", "avgpool")
 
 
 class NetVLADPool(TemporalPooling):
     """NetVLAD: one NetVLAD of 64 clusters over the whole clip (not temporally aware)."""
 
     pool, split = "netvlad", False
-
-
-# ---------------------------------------------------------------------------------------------
-# Official checkpoints
-# ---------------------------------------------------------------------------------------------
-# official --pool values (and ours) -> our registry names
-_POOL_NAMES = {
-    "max": "maxpool", "maxpool": "maxpool", "max++": "maxpool++", "maxpool++": "maxpool++",
-    "avg": "avgpool", "avgpool": "avgpool", "avg++": "avgpool++", "avgpool++": "avgpool++",
-    "netvlad": "netvlad", "netvlad++": "netvlad++",
-}  # fmt: skip
-_LOG_PARAM = re.compile(r"\]\s+(\w+)\s*:\s*(.+?)\s*$")
-
-
-def read_official_log(path: str | Path) -> dict[str, str]:
-    """The `name : value` parameters an official training log starts with (empty if none)."""
-    params: dict[str, str] = {}
-    try:
-        lines = Path(path).read_text(errors="replace").splitlines()
-    except OSError:
-        return params
-    for line in lines:
-        if "Parameters" in line:
-            continue
-        m = _LOG_PARAM.search(line)
-        if m and m.group(1) not in params:
-            params[m.group(1)] = m.group(2)
-    return params
-
-
-def _official_log_path(path: Path) -> Path:
-    name = path.name
-    for suffix in (".pth.tar", ".pth", ".pt", ".tar"):
-        if name.endswith(suffix):
-            name = name[: -len(suffix)]
-            break
-    return path.with_name(name + ".log")
-
-
-def import_official_checkpoint(path, out, *, pool: str = "maxpool", window_s: float = 20.0,
-                               feature_name: str = "ResNET_TF2_PCA512",
-                               nms_window_s: float | None = None) -> Path:
-    """Convert an official SoccerNet pooling checkpoint into one `load_checkpoint` rebuilds.
-
-    path: the official torch file, {epoch, state_dict, best_loss, optimizer}, saved on CUDA.
-    pool: its pooling, ours or the official spelling ("maxpool" / "MAX", "netvlad++" / "NetVLAD++").
-    window_s: its clip length in seconds (the official --window_size / chunk_size; the weights do
-        not tell it for max/avg pooling).
-    nms_window_s: default, the training log next to the file (`<name>.log`: NMS_window and
-        NMS_threshold), else our Config default.
-    The input dimension and vocabulary come from the weights. When the log is there, its pool and
-    window must agree with the arguments. Returns the path written.
-    """
-    from spotting_core.io.soccernet import CLASSES_V1, CLASSES_V2
-    from spotting_core.models import MODELS, build_model, save_checkpoint
-
-    path = Path(path)
-    if not path.is_file():
-        raise SpottingError(f"{path}: checkpoint not found")
-    name = _POOL_NAMES.get(str(pool).lower())
-    if name is None or name not in MODELS:
-        raise SpottingError(f"pool {pool!r} is not an official pooling; choose from {', '.join(sorted(_POOL_NAMES))}")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises many types for a bad file
-        raise SpottingError(f"{path}: not a readable torch file ({type(e).__name__})") from None
-    sd = ckpt.get("state_dict") if isinstance(ckpt, dict) else None
-    if not isinstance(sd, dict) or not sd or not all(torch.is_tensor(v) for v in sd.values()):
-        raise SpottingError(f"{path}: not an official SoccerNet checkpoint (expected a dict with a 'state_dict' of tensors)")
-    if "fc.weight" not in sd or sd["fc.weight"].ndim != 2:
-        raise SpottingError(f"{path}: not an official pooling checkpoint (no 2-D 'fc.weight'; keys: {', '.join(list(sd)[:6])})")
-
-    log_path = _official_log_path(path)
-    log = read_official_log(log_path)
-    if log.get("pool") and _POOL_NAMES.get(log["pool"].lower()) != name:
-        raise SpottingError(f"{log_path}: the model was trained with pool {log['pool']}, not {pool}")
-    log_window = log.get("window_size", log.get("chunk_size"))
-    if log_window is not None and not math.isclose(float(log_window), float(window_s)):
-        raise SpottingError(f"{log_path}: the model was trained on {log_window} s windows, not {window_s} s (--window)")
-    nms_threshold = float(log.get("NMS_threshold", Config.nms_threshold))
-    if nms_window_s is None:
-        nms_window_s = float(log.get("NMS_window", Config.nms_window_s))
-
-    outputs, fc_in = sd["fc.weight"].shape
-    num_classes = outputs - 1
-    classes = {17: CLASSES_V2, 3: CLASSES_V1}.get(num_classes)
-    if classes is None:
-        raise SpottingError(f"{path}: fc has {outputs} outputs; expected 18 (SoccerNet-v2) or 4 (v1)")
-    if "feature_extractor.weight" in sd:
-        input_dim = int(sd["feature_extractor.weight"].shape[1])
-    else:
-        input_dim = fc_in // 2 if name in ("maxpool++", "avgpool++") else REDUCED_DIM if "netvlad" in name else fc_in
-    options = {"input_dim": input_dim, "num_classes": num_classes, "window_s": float(window_s),
-               "nms_window_s": float(nms_window_s), "nms_threshold": nms_threshold}
-    if "framerate" in log:
-        options["fps"] = float(log["framerate"])
-    clusters = [v for k, v in sd.items() if k.endswith(".clusters")]
-    if clusters:
-        options["vocab_size"] = sum(int(c.shape[1]) for c in clusters)
-    model = build_model(name, **options)
-    try:
-        model.load_state_dict(sd)
-    except RuntimeError as e:
-        raise SpottingError(f"{path}: weights do not fit our {name!r} model ({str(e).splitlines()[0][:200]})") from None
-    extra = {"source": str(path), "epoch": ckpt.get("epoch"), "official_log": log}
-    if ckpt.get("best_loss") is not None:
-        extra["best_loss"] = float(ckpt["best_loss"])
-    out = Path(out)
-    if out.is_dir():
-        out = out / f"{log_path.stem}-{name}.ckpt"
-    try:
-        return save_checkpoint(out, model, classes=classes, feature_name=feature_name, extra=extra)
-    except (OSError, RuntimeError) as e:  # torch.save raises RuntimeError for an unwritable path
-        raise SpottingError(f"{out}: cannot write the checkpoint ({str(e).splitlines()[0][:120]})") from None
+    official_names = ("netvlad",)

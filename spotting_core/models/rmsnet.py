@@ -47,8 +47,7 @@ are the frames whose content is shared by look-alike classes (a shot before a go
 must use the event and what follows it. The event frame and everything after it are kept, so class
 and offset targets are unchanged. A batch without any background clip is returned unmasked.
 
-Balanced sampling (`sampling = "balanced"`, implemented by spotting_core/data.py). Each training
-epoch the sampler must yield:
+Balanced sampling (`epoch_clips`, `sampling = "balanced"`). Each training epoch holds:
     1. every stride-1 clip of T frames that holds at least one event (each event contributes the T
        clips that contain it, at every position); call their number n_F;
     2. n_F / C background clips (no event inside), drawn afresh each epoch among all clips with no
@@ -61,11 +60,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from spotting_core.models.base import SpottingModel
+from spotting_core.models.base import ClipIndex, SpottingModel, event_clip_starts, shuffle_and_cap
 from spotting_core.models.losses import masked_mse
 
 
@@ -144,10 +144,10 @@ class Config:
 class RMSNet(SpottingModel):
     Config = Config
     sampling = "balanced"
+    output_mode = "center"
 
     def __init__(self, cfg: Config):
         super().__init__(cfg)
-        self.output_mode = "center"
         c1, c2 = cfg.conv_channels
         width = cfg.reduce_dim or cfg.input_dim
         self.reduce = nn.Linear(cfg.input_dim, cfg.reduce_dim) if cfg.reduce_dim else nn.Identity()
@@ -188,9 +188,24 @@ class RMSNet(SpottingModel):
                                       generator=generator)
         return {**batch, "x": x, "events": events}
 
+    def epoch_clips(self, index: ClipIndex, rng: np.random.Generator,
+                    clips_per_epoch: int | None = None) -> np.ndarray:
+        """The balanced sampler (module docstring): every clip holding an event + n_F / C background clips."""
+        fg, bg = [], []
+        for h, ev in enumerate(index.events):
+            f, b = event_clip_starts(ev, index.clip_frames)
+            fg.append(np.stack([np.full(len(f), h), f], axis=1))
+            bg.append(np.stack([np.full(len(b), h), b], axis=1))
+        foreground = np.concatenate(fg).astype(np.int64)  # (n_F, 2) (half, start)
+        background = np.concatenate(bg).astype(np.int64)  # (n_B, 2)
+        n_bg = min(int(round(len(foreground) / index.num_classes)), len(background))
+        pick = rng.choice(len(background), size=n_bg, replace=False) if n_bg else np.zeros(0, np.int64)
+        return shuffle_and_cap(np.concatenate([foreground, background[pick]]), rng, clips_per_epoch)
+
     @torch.no_grad()
-    def sequence_scores(self, feats: torch.Tensor, *, batch_size: int = 256) -> dict[str, torch.Tensor]:
-        """(T, D) -> {"scores": (T, C)}: each clip's probabilities placed at its regressed frame."""
+    def sequence_scores(self, feats: torch.Tensor, *, batch_size: int = 256, entities: torch.Tensor | None = None,
+                        entity_mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """(T, D) -> {"scores": (T, C)}: each clip's probabilities placed at its regressed frame (no entities)."""
         if feats.ndim != 2:
             raise ValueError(f"expected (T, D) features, got {tuple(feats.shape)}")
         T, W = feats.shape[0], self.clip_frames

@@ -122,12 +122,12 @@ class Config:
 
 class SaliencyWeighting(SpottingModel):
     Config = Config
+    output_mode = "center"
 
     def __init__(self, cfg: Config):
         super().__init__(cfg)
         if self.clip_frames < 2:
             raise ValueError(f"window_s={cfg.window_s} gives {self.clip_frames} frames; need at least 2")
-        self.output_mode = "center"
         self.embed = nn.Linear(cfg.input_dim, cfg.embed_dim)
         self.pre = SaliencyEncoder(dim=cfg.embed_dim, num_modules=cfg.num_modules, mlp_ratio=cfg.mlp_ratio)
         self.post = SaliencyEncoder(dim=cfg.embed_dim, num_modules=cfg.num_modules, mlp_ratio=cfg.mlp_ratio)

@@ -183,10 +183,10 @@ class Config:
 
 class UGL(SpottingModel):
     Config = Config
+    output_mode = "sequence"
 
     def __init__(self, cfg: Config):
         super().__init__(cfg)
-        self.output_mode = "sequence"
         self.entity_inputs = cfg.use_entities
         d_model = cfg.d_model or min(cfg.input_dim, MAX_HIDDEN)
         self.head = UGLHead(global_dim=cfg.input_dim, num_classes=cfg.num_classes,

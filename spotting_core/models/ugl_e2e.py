@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from spotting_core.errors import SpottingError
-from spotting_core.features.extract import IMAGENET_MEAN, IMAGENET_STD
+from spotting_core.features.backbones import IMAGENET_MEAN, IMAGENET_STD
 from spotting_core.models.base import SpottingModel
 from spotting_core.models.ugl import MAX_HIDDEN, UGL, UGLHead
 
@@ -120,7 +120,7 @@ class ShiftedBranch(nn.Module):
 def _regnet(arch: str, weights: str) -> nn.Module:
     import torchvision
 
-    from spotting_core.features.extract import _download_weights
+    from spotting_core.features.backbones import fetch_hub_weights
 
     if arch not in ARCHS:
         raise SpottingError(f"arch {arch!r}: choose from {', '.join(ARCHS)}")
@@ -132,7 +132,7 @@ def _regnet(arch: str, weights: str) -> nn.Module:
     enum = {"regnet_y_400mf": torchvision.models.RegNet_Y_400MF_Weights,
             "regnet_y_800mf": torchvision.models.RegNet_Y_800MF_Weights}[arch].IMAGENET1K_V1
     try:
-        path = _download_weights(enum.url, backbone=arch)
+        path = fetch_hub_weights(enum.url, backbone=arch)
     except SpottingError as e:
         if weights == "imagenet":
             raise SpottingError(f"{e}; or train from scratch with --set weights=random") from None
@@ -204,7 +204,7 @@ class Config:
     focal_alpha: float = 0.25
     nms_window_s: float = 1.0
     nms_threshold: float = 0.01
-    crop_frac: float = 0.9          # augmentations (spotting_core.features.frames.augment_snippets)
+    crop_frac: float = 0.9          # augmentations (augment_snippets below)
     jitter: float = 0.2
     mixup_alpha: float = 0.2
     infer_windows: int = 4          # windows per forward pass at inference
@@ -220,14 +220,15 @@ class Config:
 
 class UGLEndToEnd(SpottingModel):
     Config = Config
+    output_mode = "sequence"
     input_kind = "frames"
 
     def __init__(self, cfg: Config):
         super().__init__(cfg)
         if cfg.entities not in ENTITY_SOURCES:
             raise SpottingError(f"entities {cfg.entities!r}: choose from {', '.join(ENTITY_SOURCES)}")
-        self.output_mode = "sequence"
         self.entity_inputs = cfg.entities == "precomputed"
+        self.max_infer_windows = cfg.infer_windows
         self.backbone = GSMRegNet(arch=cfg.arch, weights=cfg.weights, n_div=cfg.gsm_div)
         C = self.backbone.out_channels
         self.extractor = None
@@ -276,9 +277,7 @@ class UGLEndToEnd(SpottingModel):
         return {"logits": self.head(g, entities, entity_mask)}                   # (B, T, K + 1)
 
     def augment(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Crop, colour jitter and mixup of the snippets (spotting_core.features.frames.augment_snippets)."""
-        from spotting_core.features.frames import augment_snippets
-
+        """Crop, colour jitter and mixup of the snippets (augment_snippets below)."""
         target = UGL.frame_targets(batch["events"])                                  # (B, T, K + 1)
         x, target = augment_snippets(batch["x"], target, crop_frac=self.cfg.crop_frac, jitter=self.cfg.jitter,
                                      mixup_alpha=self.cfg.mixup_alpha)
@@ -286,3 +285,50 @@ class UGLEndToEnd(SpottingModel):
 
     loss = UGL.loss                  # the same per-frame focal loss and softmax scores as UGL on features
     frame_scores = UGL.frame_scores
+
+
+# ---------------------------------------------------------------------------------------------
+# Augmentations (E2E-Spot's, on the batch and its device)
+# ---------------------------------------------------------------------------------------------
+def augment_snippets(x: torch.Tensor, target: torch.Tensor, *, crop_frac: float = 0.9, jitter: float = 0.2,
+                     mixup_alpha: float = 0.2, generator: torch.Generator | None = None
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Training augmentations of a batch of snippets, the same for every frame of a snippet.
+
+    x: (B, T, H, W, 3) uint8 (or float in [0, 255]); target: (B, T, K + 1) per-frame distributions.
+    - crop: a random box of side crop_frac..1 of the frame (per snippet), resized back to (H, W);
+    - jitter: brightness, contrast and saturation factors drawn in [1 - jitter, 1 + jitter];
+    - mixup: with lambda ~ Beta(a, a), each snippet mixed with another of the batch, frames and
+      targets alike: x = lam x_i + (1 - lam) x_j, y = lam y_i + (1 - lam) y_j.
+    Returns float frames in [0, 255] and the (mixed) targets.
+    """
+    B, T, H, W, _ = x.shape
+    dev = x.device
+    g = generator
+    v = x.float().permute(0, 1, 4, 2, 3).reshape(B, T * 3, H, W)                 # (B, T*3, H, W)
+    if crop_frac < 1.0:
+        side = crop_frac + (1 - crop_frac) * torch.rand(B, generator=g).to(dev)   # (B,) fraction kept
+        cx = (1 - side) * (2 * torch.rand(B, generator=g).to(dev) - 1)          # centre offsets, [-1, 1] coords
+        cy = (1 - side) * (2 * torch.rand(B, generator=g).to(dev) - 1)
+        theta = torch.zeros(B, 2, 3, device=dev)
+        theta[:, 0, 0], theta[:, 1, 1], theta[:, 0, 2], theta[:, 1, 2] = side, side, cx, cy
+        grid = F.affine_grid(theta, [B, T * 3, H, W], align_corners=False)
+        v = F.grid_sample(v, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    v = v.reshape(B, T, 3, H, W)
+    if jitter > 0:
+        def factor() -> torch.Tensor:
+            return (1 + jitter * (2 * torch.rand(B, generator=g) - 1)).to(dev).view(B, 1, 1, 1, 1)
+
+        v = v * factor()                                                         # brightness
+        mean = v.mean(dim=(1, 2, 3, 4), keepdim=True)
+        v = (v - mean) * factor() + mean                                         # contrast
+        grey = v.mean(dim=2, keepdim=True)
+        v = (v - grey) * factor() + grey                                         # saturation
+        v = v.clamp(0, 255)
+    if mixup_alpha > 0 and B > 1:
+        lam = torch.distributions.Beta(mixup_alpha, mixup_alpha).sample((B,)).to(dev)
+        lam = torch.maximum(lam, 1 - lam)                                        # the snippet stays dominant
+        perm = torch.randperm(B, generator=g).to(dev)
+        v = lam.view(B, 1, 1, 1, 1) * v + (1 - lam.view(B, 1, 1, 1, 1)) * v[perm]
+        target = lam.view(B, 1, 1) * target + (1 - lam.view(B, 1, 1)) * target[perm]
+    return v.permute(0, 1, 3, 4, 2).contiguous(), target                         # (B, T, H, W, 3)

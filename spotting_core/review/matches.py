@@ -27,15 +27,8 @@ import numpy as np
 import pandas as pd
 
 from spotting_core.errors import SpottingError
-from spotting_core.io.soccernet import (
-    CLASSES_V2,
-    FPS,
-    LABELS_FILE,
-    RESULTS_FILE,
-    atomic_write_text,
-    read_labels,
-    read_results,
-)
+from spotting_core.io.soccernet import CLASSES_V2, FPS, LABELS_FILE, RESULTS_FILE, atomic_write_text
+from spotting_core.io.tables import read_labels, read_results
 
 ENV_CACHE = "SPOTTING_CACHE"
 ENV_MEDIA_ROOT = "SPOTTING_MEDIA_ROOT"
@@ -242,7 +235,7 @@ def open_game_folder(game_dir: str | os.PathLike, checkpoint: str | os.PathLike,
     Spotted by `spot.spot_path` (as `spotting spot`); the results are cached under the cache folder by
     (features, checkpoint), so reopening is instant.
     """
-    from spotting_core.io.soccernet import feature_names, feature_path
+    from spotting_core.io.feature_files import feature_names, feature_path
 
     game_dir, checkpoint = Path(game_dir), Path(checkpoint)
     if not game_dir.is_dir():

@@ -33,9 +33,9 @@ from spotting_core.io.soccernet import (
     atomic_write_text,
     format_game_time,
     frame_of,
-    labels_to_dict,
     results_to_dict,
 )
+from spotting_core.io.tables import labels_to_dict
 
 STATUSES = ("pending", "accepted", "rejected")
 ACTIONS = ("accept", "reject", "reset", "retime", "relabel", "add")

@@ -44,18 +44,17 @@ import numpy as np
 import pandas as pd
 
 from spotting_core.errors import SpottingError
+from spotting_core.io.feature_files import feature_path
 from spotting_core.io.soccernet import (
     CLASSES_V2,
     FPS,
     HALVES,
     LABELS_FILE,
     atomic_write_text,
-    feature_path,
     frame_of,
-    labels_to_dict,
     list_games,
-    read_labels,
 )
+from spotting_core.io.tables import labels_to_dict, read_labels
 
 SPLITS = ("train", "valid", "test")
 SPLIT_SHARES = (0.6, 0.2, 0.2)

@@ -33,15 +33,9 @@ import numpy as np
 import pandas as pd
 
 from spotting_core.errors import SpottingError
-from spotting_core.io.soccernet import (
-    CLASSES_V2,
-    FPS,
-    HALVES,
-    LABELS_FILE,
-    RESULTS_FILE,
-    feature_path,
-    read_labels,
-)
+from spotting_core.io.feature_files import feature_path
+from spotting_core.io.soccernet import CLASSES_V2, FPS, HALVES, LABELS_FILE, RESULTS_FILE
+from spotting_core.io.tables import read_labels
 
 DEMO_VERSION = 2
 # The synthetic benchmark behind the demo: `spotting synth <dir> --games 60 --seed 7 --half-minutes 5`.
