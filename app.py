@@ -11,7 +11,7 @@ import streamlit as st
 if __name__ != "__main__":  # imported by `streamlit run` (uvicorn) as the ASGI entry point
     from streamlit.runtime.pages_manager import PagesManager
 
-    from spotting_core.review.matches import media_routes
+    from pages.support.server import media_routes
 
     # pages/ holds the st.navigation pages below, not v1 auto-discovered pages: without this, a
     # browser that opens /timeline before any session ran this router gets the v1 page list.

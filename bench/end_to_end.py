@@ -43,7 +43,7 @@ from spotting_core.engine.spot import spot_path  # noqa: E402
 from spotting_core.features import backbones  # noqa: E402
 from spotting_core.features import extract as features  # noqa: E402
 from spotting_core.io import soccernet, tables, video  # noqa: E402
-from spotting_core.media import reels as highlights  # noqa: E402
+from spotting_core.media import render  # noqa: E402
 from spotting_core.models import build_model, save_checkpoint  # noqa: E402
 
 BACKBONE = "mobilenetv2-offline"
@@ -117,10 +117,10 @@ def part_long(minutes: float, ckpt: Path) -> None:
     # raise --min-confidence until the reel is short enough
     threshold = float(events["confidence"].nlargest(12).min())
     reel = folder / "reel.mp4"
-    plan, rw, _ = timed(lambda: highlights.make_reel(src, events=out / soccernet.RESULTS_FILE, out=reel, mode="fast",
+    plan, rw, _ = timed(lambda: render.make_reel(src, events=out / soccernet.RESULTS_FILE, out=reel, mode="fast",
                                                      min_confidence=threshold, max_duration=120.0))
     print(f"  reel: min confidence {threshold:.4f} (the 12 most confident events), cap 120 s")
-    print(f"  reel (fast): {highlights.reel_summary(plan)} in {rw:.1f} s -> {reel.name}, "
+    print(f"  reel (fast): {render.reel_summary(plan)} in {rw:.1f} s -> {reel.name}, "
           f"probed {video.probe(reel).duration:.1f} s, audio {video.probe(reel).has_audio}")
 
 

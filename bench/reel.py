@@ -6,7 +6,7 @@ Segments: --cuts windows of --length seconds starting between keyframes of the 7
 (bench/decode.py), as a highlight reel of one half would ask for.
 Reference: for each segment `ffmpeg -ss A -i IN -t L -c copy seg_i.mp4`, then the concat demuxer
 with `-c copy` into one file: the least work a stream-copy reel can do.
-Ours: `highlights.render_reel(..., mode="fast")` on the same plan (keyframe-aligned stream copy,
+Ours: `render.render_reel(..., mode="fast")` on the same plan (keyframe-aligned stream copy,
 timestamps made to start at zero, concat demuxer, temp file then rename). Runs are interleaved; the
 script prints each, the median wall ratio and the CPU ratio. Exact mode (per-segment libx264
 veryfast re-encode) is timed once and its output checked to the frame count.
@@ -30,6 +30,7 @@ from decode import bench_video, cpu_time  # noqa: E402
 
 from spotting_core.io import video  # noqa: E402
 from spotting_core.media import reels as hl  # noqa: E402
+from spotting_core.media import render  # noqa: E402
 
 
 def plain_copy(src: Path, segments: list[tuple[float, float]], out: Path) -> None:
@@ -75,8 +76,8 @@ def main() -> None:
         tmp = Path(tmp)
         for rep in range(args.reps):
             rw, rc = timed(lambda: plain_copy(src, segments, tmp / "ref.mp4"))
-            ow, oc = timed(lambda: hl.render_reel(src, plan, tmp / "fast.mp4", mode="fast", faststart=False))
-            fw, fc = timed(lambda: hl.render_reel(src, plan, tmp / "fast_fs.mp4", mode="fast"))
+            ow, oc = timed(lambda: render.render_reel(src, plan, tmp / "fast.mp4", mode="fast", faststart=False))
+            fw, fc = timed(lambda: render.render_reel(src, plan, tmp / "fast_fs.mp4", mode="fast"))
             walls.append(ow / rw)
             cpus.append(oc / rc)
             faststart.append(fw / rw)
@@ -88,7 +89,7 @@ def main() -> None:
               f"median cpu {statistics.median(cpus):.2f} (goal <= 1.5); with +faststart (default, index moved to "
               f"the front for streaming) median wall {statistics.median(faststart):.2f}; durations: fast {fast_d:.2f} s, "
               f"plain {ref_d:.2f} s, asked {args.cuts * args.length:.2f} s (fast keeps each cut from its keyframe)")
-        ew, ec = timed(lambda: hl.render_reel(src, plan, tmp / "exact.mp4", mode="exact"))
+        ew, ec = timed(lambda: render.render_reel(src, plan, tmp / "exact.mp4", mode="exact"))
         packets = subprocess.run([video.ffmpeg_exe(), "-loglevel", "error", "-i", str(tmp / "exact.mp4"), "-map", "0:v:0",
                                   "-c", "copy", "-f", "framecrc", "-"], capture_output=True, text=True, check=True).stdout
         n = sum(1 for line in packets.splitlines() if line and not line.startswith("#"))

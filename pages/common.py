@@ -14,20 +14,11 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from pages.support.server import ENV_MEDIA_ROOT, media_mounted, media_root, media_url
 from spotting_core.errors import SpottingError
-from spotting_core.review.matches import (
-    ENV_MEDIA_ROOT,
-    Match,
-    load_arrays,
-    load_events,
-    load_labels,
-    media_mounted,
-    media_root,
-    media_url,
-    open_results_folder,
-    review_store_path,
-)
+from spotting_core.review.matches import Match, load_arrays, load_events, load_labels, open_results_folder
 from spotting_core.review.store import ReviewStore
+from spotting_core.review.store import default_path as review_store_path
 
 PREROLL_S = 3.0          # the player starts this many seconds before an event
 INLINE_VIDEO_MB = 200    # without the media route (AppTest), st.video reads files up to this size

@@ -11,8 +11,10 @@ from pages.common import INLINE_VIDEO_MB, default_threshold, require_match, revi
 from spotting_core.errors import SpottingError
 from spotting_core.io.soccernet import CLASSES_V2
 from spotting_core.io.video import probe
-from spotting_core.media.reels import edit_list_rows, plan_reel, reel_command, reel_summary, select_events
-from spotting_core.review.matches import cache_dir
+from spotting_core.media.edit_lists import edit_list_rows
+from spotting_core.media.reels import plan_reel, select_events
+from spotting_core.media.render import cut_reel, reel_summary
+from spotting_core.runtime import cache_root
 
 match = require_match()
 st.header("Highlights")
@@ -76,14 +78,12 @@ except SpottingError as e:
 st.markdown(f"**Edit list**: {reel_summary(plan)}")
 st.dataframe(pd.DataFrame(edit_list_rows(plan)), hide_index=True, key="hl_edit_list")
 
-out_dir = cache_dir() / "reels" / match.match_id
+out_dir = cache_root() / "reels" / match.match_id
 out = out_dir / f"{Path(video).stem}_half{half}_{mode}.mp4"
 if st.button("Cut the reel", key="hl_cut", type="primary", icon=":material/content_cut:"):
     bar = st.progress(0.0, text="Cutting")
     try:
-        reel_command(video, events=kept, out=out, mode=mode, classes=classes, min_confidence=threshold,
-                     half=half, statuses=statuses, progress=lambda f, t: bar.progress(min(1.0, max(0.0, f)), text=t),
-                     **opts)
+        cut_reel(plan, out, mode=mode, progress=lambda f, t: bar.progress(min(1.0, max(0.0, f)), text=t))
         st.session_state["hl_reel"] = str(out)
     except SpottingError as e:
         st.error(str(e))

@@ -8,19 +8,12 @@ from pathlib import Path
 import streamlit as st
 
 from pages.common import current_match, open_demo, reviewed_events, set_match
+from pages.support.catalog import list_checkpoints
+from pages.support.server import CHECKPOINT_SUFFIXES, confine, max_upload_mb, media_root
 from spotting_core.errors import SpottingError
-from spotting_core.review.matches import (
-    CHECKPOINT_SUFFIXES,
-    VIDEO_SUFFIXES,
-    cache_dir,
-    confine,
-    list_checkpoints,
-    max_upload_mb,
-    media_root,
-    open_game_folder,
-    open_results_folder,
-    open_video,
-)
+from spotting_core.io.video import VIDEO_SUFFIXES
+from spotting_core.review.matches import open_game_folder, open_results_folder, open_video
+from spotting_core.runtime import cache_root
 
 st.header("Match")
 match = current_match()
@@ -44,7 +37,7 @@ def _checkpoint_picker(key: str) -> Path | None:
     found = list_checkpoints()
     options = [str(p) for p in found]
     choice = st.selectbox("Checkpoint", options + ["(type a path)"], key=f"{key}_ckpt",
-                          help=f"Checkpoints found in assets/, {cache_dir() / 'checkpoints'} and the media root.")
+                          help=f"Checkpoints found in assets/, {cache_root() / 'checkpoints'} and the media root.")
     if choice == "(type a path)" or not options:
         typed = st.text_input("Checkpoint path (under the media root)", key=f"{key}_ckpt_path")
         if not typed:
@@ -122,7 +115,7 @@ with tab_video:
                 if up.size > max_upload_mb() * 1e6:
                     raise SpottingError(f"{up.name}: {up.size / 1e6:.0f} MB is over the {max_upload_mb()} MB upload limit")
                 digest = hashlib.sha1(up.getbuffer()[: 1 << 20]).hexdigest()[:12]
-                video_path = cache_dir() / "uploads" / f"{digest}_{Path(up.name).name}"
+                video_path = cache_root() / "uploads" / f"{digest}_{Path(up.name).name}"
                 if not video_path.is_file():
                     video_path.parent.mkdir(parents=True, exist_ok=True)
                     video_path.write_bytes(up.getbuffer())

@@ -7,16 +7,11 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from pages.common import current_match, match_arrays, match_labels, reviewed_events
+from pages.support.catalog import checkpoint_dirs, checkpoint_table, list_checkpoints, models_table
 from spotting_core.engine.evaluate import evaluate_tables
 from spotting_core.errors import SpottingError
 from spotting_core.io.soccernet import CLASSES_V2
-from spotting_core.review.matches import (
-    checkpoint_dirs,
-    checkpoint_table,
-    list_checkpoints,
-    load_events,
-    models_table,
-)
+from spotting_core.review.matches import load_events
 
 st.header("Models")
 

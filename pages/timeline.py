@@ -16,9 +16,10 @@ from pages.common import (
     reviewed_events,
     seek_to,
 )
+from pages.support.charts import grab_frames, salient_frames, timeline_figure
 from spotting_core.errors import SpottingError
 from spotting_core.io.soccernet import CLASSES_V2, FPS
-from spotting_core.review.matches import Match, grab_frames, load_arrays, salient_frames, timeline_figure
+from spotting_core.review.matches import Match, load_arrays
 
 match = require_match()
 st.header("Timeline")

@@ -92,7 +92,7 @@ def cmd_features(args) -> int:
 
 
 def cmd_reel(args) -> int:
-    from spotting_core.media.reels import make_reel, reel_summary
+    from spotting_core.media.render import make_reel, reel_summary
 
     plan = make_reel(args.video, events=args.events, out=args.out, mode=args.mode, pre=args.pre,
                      post=args.post, classes=args.classes, min_confidence=args.min_confidence,

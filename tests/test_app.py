@@ -16,15 +16,10 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from pages.support.charts import downsample_max, salient_frames, timeline_figure
+from pages.support.server import confine, media_url
 from spotting_core.errors import SpottingError
-from spotting_core.review.matches import (
-    Match,
-    confine,
-    downsample_max,
-    media_url,
-    salient_frames,
-    timeline_figure,
-)
+from spotting_core.review.matches import Match
 from spotting_core.review.store import ReviewStore
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -323,7 +318,8 @@ def test_refresh_reopens_the_match_from_the_url(env):
 def test_demo_video_features_and_labels_are_aligned(env):
     from spotting_core.io.tables import read_labels
     from spotting_core.io.video import probe
-    from spotting_core.synth.demo import DEMO_BENCHMARK, VIDEO_FPS
+    from spotting_core.synth.broadcast import VIDEO_FPS
+    from spotting_core.synth.demo import DEMO_BENCHMARK
 
     demo = env["demo"]
     seconds = DEMO_BENCHMARK["half_minutes"] * 60

@@ -15,7 +15,7 @@ from spotting_core.cli import main
 from spotting_core.errors import SpottingError
 from spotting_core.io import soccernet, tables
 from spotting_core.io import video as vid
-from spotting_core.media import cut
+from spotting_core.media import cut, edit_lists, render
 from spotting_core.media import reels as hl
 
 
@@ -93,7 +93,7 @@ def test_event_beyond_the_file_is_a_clear_error():
 def test_edit_lists(tmp_path):
     df = events_table([(1, 20_000, "Goal", 0.9, "pending"), (1, 75_500, "Corner", 0.7, "pending")])
     plan = hl.plan_reel(df, video=tmp_path / "m.mp4", duration=120.0, fps=25.0, pre=2, post=3)
-    paths = {p.name: p for p in hl.write_edit_lists(plan, tmp_path / "reel", title="TEST")}
+    paths = {p.name: p for p in edit_lists.write_edit_lists(plan, tmp_path / "reel", title="TEST")}
     edl = paths["reel.edl"].read_text()
     assert edl.startswith("TITLE: TEST\nFCM: NON-DROP FRAME")
     events = re.findall(r"^(\d{3})  AX\s+AA/V\s+C\s+(\S+) (\S+) (\S+) (\S+)$", edl, re.M)
@@ -135,7 +135,7 @@ def assert_in_sync(path, joins):
 
 def test_exact_reel_is_frame_accurate_and_in_sync(src, tmp_path):
     events = results_file(tmp_path / "ev.json", [(1, 2300, "Goal", 0.9), (1, 6600, "Corner", 0.8)])
-    out = hl.reel_command(src, events=events, out=tmp_path / "reel.mp4", mode="exact", pre=1.0, post=1.5)
+    out = render.reel_command(src, events=events, out=tmp_path / "reel.mp4", mode="exact", pre=1.0, post=1.5)
     frames = videos.all_frames(out, (160, 96))
     got = pieces([videos.read_code(f) for f in frames])
     times = videos.kept_times(10.0)
@@ -150,7 +150,7 @@ def test_exact_reel_is_frame_accurate_and_in_sync(src, tmp_path):
 
 def test_fast_reel_is_keyframe_aligned_and_in_sync(src, tmp_path):
     events = results_file(tmp_path / "ev.json", [(1, 2300, "Goal", 0.9), (1, 6600, "Corner", 0.8)])
-    out = hl.reel_command(src, events=events, out=tmp_path / "reel.mp4", mode="fast", pre=1.0, post=1.5,
+    out = render.reel_command(src, events=events, out=tmp_path / "reel.mp4", mode="fast", pre=1.0, post=1.5,
                           edit_lists=False)
     got = pieces([videos.read_code(f) for f in videos.all_frames(out, (160, 96))])
     assert len(got) == 2
@@ -165,7 +165,7 @@ def test_reel_never_overwrites_the_source(src, tmp_path):
     events = results_file(tmp_path / "ev.json", [(1, 2300, "Goal", 0.9)])
     before = src.read_bytes()
     with pytest.raises(SpottingError, match="refusing to overwrite"):
-        hl.reel_command(src, events=events, out=src)
+        render.reel_command(src, events=events, out=src)
     assert src.read_bytes() == before
     assert main(["reel", str(src), "--events", events, "--out", str(src)]) == 2
     assert main(["reel", str(src), "--events", events, "--out", str(tmp_path / "r.mp4"), "--half", "2"]) == 2
@@ -183,23 +183,23 @@ def test_cli_reel(src, tmp_path, capsys):
 
 def test_title_caption_fade_through_moviepy(src, tmp_path):
     events = results_file(tmp_path / "ev.json", [(1, 5000, "Goal", 0.9)])
-    out = hl.reel_command(src, events=events, out=tmp_path / "r.mp4", mode="exact", pre=1, post=1,
+    out = render.reel_command(src, events=events, out=tmp_path / "r.mp4", mode="exact", pre=1, post=1,
                           caption=True, title="Match", fade_s=0.3, edit_lists=False)
     info = vid.probe(out)
     assert info.has_audio and info.duration == pytest.approx(2.0 + 2.0, abs=0.1)   # title card + segment
     first = vid.decode_array(out, fps=2.0, size=(160, 96))
     assert first[0].mean() < 60                                  # the title card is dark
     with pytest.raises(SpottingError, match="exact"):
-        hl.reel_command(src, events=events, out=tmp_path / "r2.mp4", mode="fast", title="Match")
+        render.reel_command(src, events=events, out=tmp_path / "r2.mp4", mode="fast", title="Match")
 
 
 def test_real_clip_fast_and_exact(shared_data, tmp_path):
     clip = shared_data / "video" / "mvfoul" / "action_0" / "clip_0.mp4"
     events = results_file(tmp_path / "ev.json", [(1, 2500, "Foul", 0.9)])
-    exact = hl.reel_command(clip, events=events, out=tmp_path / "exact.mp4", mode="exact", pre=1.0, post=1.2)
+    exact = render.reel_command(clip, events=events, out=tmp_path / "exact.mp4", mode="exact", pre=1.0, post=1.2)
     assert len(videos.all_frames(exact, (398, 224))) == 55                 # 2.2 s at 25 fps, to the frame
     assert 2.2 <= vid.probe(exact).duration <= 2.2 + 0.07                 # + AAC frame padding of the audio
-    fast = hl.reel_command(clip, events=events, out=tmp_path / "fast.mp4", mode="fast", pre=1.0, post=1.2)
+    fast = render.reel_command(clip, events=events, out=tmp_path / "fast.mp4", mode="fast", pre=1.0, post=1.2)
     kf = cut.keyframes(clip)
     gop = float(np.max(np.diff(np.append(kf, vid.probe(clip).duration))))
     assert 2.2 - 0.05 <= vid.probe(fast).duration <= 2.2 + gop + 0.05
@@ -226,6 +226,6 @@ def test_spot_then_reel_on_a_real_clip(shared_data, tmp_path):
     events = tables.read_results(results)
     assert len(events) > 0 and (events["position_ms"] <= 5040).all()
     assert (tmp_path / "clip" / "1_mobilenetv2-offline.npy").is_file()        # features cached beside it
-    reel = hl.reel_command(clip, events=results, out=tmp_path / "reel.mp4", min_confidence=0.0, pre=1, post=1)
+    reel = render.reel_command(clip, events=results, out=tmp_path / "reel.mp4", min_confidence=0.0, pre=1, post=1)
     info = vid.probe(reel)
     assert info.has_audio and 0.5 < info.duration <= 5.1

@@ -33,7 +33,6 @@ from spotting_core.features.cache import (
 from spotting_core.io import video as vid
 from spotting_core.io.soccernet import HALVES
 
-VIDEO_EXTS = (".mkv", ".mp4", ".avi", ".mov", ".webm", ".m4v")
 CACHE_VERSION = 1
 Progress = Callable[[float, str], None]
 
@@ -44,7 +43,7 @@ Progress = Callable[[float, str], None]
 def game_videos(game_dir: str | os.PathLike) -> list[Path]:
     """The video of each half of a game folder (see the module doc), in half order."""
     game_dir = Path(game_dir)
-    videos = sorted(p for p in game_dir.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_EXTS)
+    videos = sorted(p for p in game_dir.iterdir() if p.is_file() and p.suffix.lower() in vid.VIDEO_SUFFIXES)
     halves = []
     for h in HALVES:
         mine = [p for p in videos if p.name.startswith(f"{h}_")]

@@ -309,3 +309,12 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 # ---------------------------------------------------------------------------------------------
 
 
+
+
+# A display colour per class (the timeline, the demo video's banners), by class index.
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
+           "#17becf", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd", "#e6550d")
+
+
+def class_color(class_id: int) -> str:
+    return PALETTE[int(class_id) % len(PALETTE)]

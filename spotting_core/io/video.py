@@ -31,6 +31,8 @@ import numpy as np
 from spotting_core.errors import SpottingError
 from spotting_core.io.ffmpeg import error_line, ffmpeg_command
 
+VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v")  # what users may open as a video
+
 
 # ---------------------------------------------------------------------------------------------
 # Probe

@@ -36,6 +36,7 @@ from spotting_core.io.soccernet import (
     results_to_dict,
 )
 from spotting_core.io.tables import labels_to_dict
+from spotting_core.runtime import cache_root
 
 STATUSES = ("pending", "accepted", "rejected")
 ACTIONS = ("accept", "reject", "reset", "retime", "relabel", "add")
@@ -68,6 +69,11 @@ CREATE TABLE IF NOT EXISTS matches (
     meta      TEXT NOT NULL
 );
 """
+
+
+def default_path() -> Path:
+    """The review store the app and the jobs share: `<cache root>/review.sqlite`."""
+    return cache_root() / "review.sqlite"
 
 
 class ReviewStore:

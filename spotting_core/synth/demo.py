@@ -30,30 +30,27 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from spotting_core.errors import SpottingError
 from spotting_core.io.feature_files import feature_path
 from spotting_core.io.soccernet import CLASSES_V2, FPS, HALVES, LABELS_FILE, RESULTS_FILE
 from spotting_core.io.tables import read_labels
+from spotting_core.runtime import ASSETS, cache_path, cache_root
+from spotting_core.synth.broadcast import render_half_video
 
 DEMO_VERSION = 2
 # The synthetic benchmark behind the demo: `spotting synth <dir> --games 60 --seed 7 --half-minutes 5`.
 DEMO_BENCHMARK = {"games": 60, "seed": 7, "half_minutes": 5.0, "dim": 512}
-DEMO_CHECKPOINT = Path(__file__).resolve().parents[2] / "assets" / "demo_saliency.pt"
+DEMO_CHECKPOINT = ASSETS / "demo_saliency.pt"
 # How the shipped checkpoint was trained: `python -m spotting_core.synth.demo --train assets/demo_saliency.pt`.
 DEMO_TRAIN = {"model": "saliency", "epochs": 60, "eval_every": 5, "patience": 4, "seed": 0,
               "max_train_s": 240.0, "model_options": {"embed_dim": "128"}}
-VIDEO_FPS = 10
-VIDEO_SIZE = (384, 216)  # width, height: multiples of 8 for H.264
 
 Progress = Callable[[float, str], None]
 
 
 def demo_dir() -> Path:
-    from spotting_core.review.matches import cache_dir
-
-    return cache_dir() / "demo"
+    return cache_root() / "demo"
 
 
 def _step(progress: Progress | None, lo: float, hi: float) -> Progress | None:
@@ -61,100 +58,6 @@ def _step(progress: Progress | None, lo: float, hi: float) -> Progress | None:
     if progress is None:
         return None
     return lambda f, text: progress(lo + (hi - lo) * float(f), text)
-
-
-# ---------------------------------------------------------------------------------------------
-# The video
-# ---------------------------------------------------------------------------------------------
-def _pitch(width: int, height: int) -> np.ndarray:
-    import cv2
-
-    img = np.zeros((height, width, 3), np.uint8)
-    stripe = max(1, width // 12)
-    for i in range(0, width, stripe):
-        img[:, i:i + stripe] = (40, 120, 40) if (i // stripe) % 2 else (48, 136, 48)  # BGR
-    white = (235, 235, 235)
-    m = 12
-    cv2.rectangle(img, (m, m + 18), (width - m, height - m), white, 1)
-    cv2.line(img, (width // 2, m + 18), (width // 2, height - m), white, 1)
-    cv2.circle(img, (width // 2, (height + 18) // 2), height // 7, white, 1)
-    box_h = height // 3
-    cy = (height + 18) // 2
-    cv2.rectangle(img, (m, cy - box_h // 2), (m + width // 9, cy + box_h // 2), white, 1)
-    cv2.rectangle(img, (width - m - width // 9, cy - box_h // 2), (width - m, cy + box_h // 2), white, 1)
-    return img
-
-
-def _hex_bgr(color: str) -> tuple[int, int, int]:
-    color = color.lstrip("#")
-    r, g, b = (int(color[i:i + 2], 16) for i in (0, 2, 4))
-    return b, g, r
-
-
-def render_half_video(out: Path, *, half: int, seconds: float, events: pd.DataFrame, seed: int,
-                      progress: Progress | None = None) -> Path:
-    """A synthetic broadcast of one half: players, a ball, the clock, and every event on screen.
-
-    Frame k of the video shows time k / VIDEO_FPS of the half; an event at position p is written in
-    a banner from p - 1 s to p + 4 s, with a marker flashing on its exact frame.
-    """
-    import cv2
-    import imageio_ffmpeg
-
-    from spotting_core.review.matches import class_color
-
-    width, height = VIDEO_SIZE
-    base = _pitch(width, height)
-    rng = np.random.default_rng([seed, half])
-    n = int(round(seconds * VIDEO_FPS))
-    t = np.arange(n) / VIDEO_FPS
-    # 10 players per side and a ball moving along smooth random paths
-    freqs = rng.uniform(0.01, 0.05, size=(21, 2))
-    phases = rng.uniform(0, 2 * np.pi, size=(21, 2))
-    centres = np.column_stack([rng.uniform(0.15, 0.85, 21), rng.uniform(0.3, 0.85, 21)])
-    ev = events.sort_values("position_ms")
-    ev_t = ev["position_ms"].to_numpy() / 1000.0
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.stem}.tmp{out.suffix}")
-    writer = imageio_ffmpeg.write_frames(
-        str(tmp), (width, height), fps=VIDEO_FPS, codec="libx264", pix_fmt_in="rgb24", pix_fmt_out="yuv420p",
-        macro_block_size=8, ffmpeg_log_level="error",
-        output_params=["-preset", "veryfast", "-crf", "30", "-g", str(2 * VIDEO_FPS), "-movflags", "+faststart"])
-    writer.send(None)
-    try:
-        for k in range(n):
-            img = base.copy()
-            pos = centres + 0.12 * np.sin(2 * np.pi * freqs * t[k] + phases)          # (21, 2)
-            for i, (x, y) in enumerate(pos):
-                xy = (int(x * width), int(y * height))
-                if i == 20:
-                    cv2.circle(img, xy, 3, (255, 255, 255), -1)
-                else:
-                    cv2.circle(img, xy, 4, (40, 40, 210) if i < 10 else (210, 120, 30), -1)
-            cv2.rectangle(img, (0, 0), (width, 18), (20, 20, 20), -1)
-            clock = f"{half}H {int(t[k]) // 60:02d}:{int(t[k]) % 60:02d}"
-            cv2.putText(img, clock, (4, 13), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
-            cv2.putText(img, "SYNTHETIC DEMO", (width - 122, 13), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 215, 255), 1,
-                        cv2.LINE_AA)
-            live = np.nonzero((ev_t - 1.0 <= t[k]) & (t[k] < ev_t + 4.0))[0]
-            for j, idx in enumerate(live[-2:]):
-                row = ev.iloc[idx]
-                color = _hex_bgr(class_color(int(row["class_id"])))
-                y0 = height - 24 - 22 * j
-                cv2.rectangle(img, (0, y0), (width, y0 + 20), color, -1)
-                text = f"{row['label'].upper()}  {row['game_time'][4:] if 'game_time' in row else ''}"
-                if row.get("visibility") == "not shown":
-                    text += "  (not shown)"
-                cv2.putText(img, text, (6, y0 + 15), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
-                if abs(t[k] - ev_t[idx]) < 0.5 / FPS:
-                    cv2.circle(img, (width - 14, y0 + 10), 7, (255, 255, 255), -1)
-            writer.send(np.ascontiguousarray(img[:, :, ::-1]))                      # BGR -> RGB
-            if progress and k % 200 == 0:
-                progress(k / n, f"rendering the half-{half} video ({k}/{n} frames)")
-    finally:
-        writer.close()
-    tmp.replace(out)
-    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -265,11 +168,9 @@ def _is_built(folder: Path) -> bool:
 
 def demo_checkpoint(recipe: dict, bench: Path, progress: Progress | None = None) -> Path:
     """The shipped checkpoint when it was trained on this recipe, else one trained here (cached per recipe)."""
-    from spotting_core.review.matches import cache_dir
-
     if DEMO_CHECKPOINT.is_file() and checkpoint_recipe(DEMO_CHECKPOINT) == recipe:
         return DEMO_CHECKPOINT
-    cached = cache_dir() / "checkpoints" / f"demo_saliency-{recipe['generator'][:12]}.pt"
+    cached = cache_path("checkpoints") / f"demo_saliency-{recipe['generator'][:12]}.pt"
     if not (cached.is_file() and checkpoint_recipe(cached) == recipe):
         cached.parent.mkdir(parents=True, exist_ok=True)
         train_demo_checkpoint(bench, cached, progress=progress)
@@ -300,12 +201,12 @@ def ensure_demo(rebuild: bool = False, progress: Progress | None = None) -> Path
 def _build(folder: Path, work: Path, progress: Progress | None) -> None:
     from spotting_core.engine.spot import spot_path
     from spotting_core.io.soccernet import atomic_write_text
-    from spotting_core.review.matches import MATCH_FILE, Match, cache_dir
+    from spotting_core.review.matches import MATCH_FILE, Match
     from spotting_core.synth.benchmark import feature_name
 
     name = feature_name(DEMO_BENCHMARK["dim"])
     recipe = demo_recipe()
-    with tempfile.TemporaryDirectory(prefix="spotting-demo-", dir=cache_dir()) as tmp:
+    with tempfile.TemporaryDirectory(prefix="spotting-demo-", dir=cache_root()) as tmp:
         bench = generate_benchmark(Path(tmp) / "bench", progress=_step(progress, 0.0, 0.1))
         info = json.loads((bench / "synth.json").read_text())
         game = info["splits"]["test"][0]

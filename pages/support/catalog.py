@@ -1,0 +1,71 @@
+"""What the app lists on its Models page and in checkpoint pickers: models and checkpoints on disk.
+
+    list_checkpoints()          checkpoints under assets/, the cache and the media root
+    checkpoint_table(paths)     model, features, classes and training provenance of each
+    models_table(input_dim)     the registry: parameters, window, NMS, paper
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+
+import pandas as pd
+
+from pages.support.server import CHECKPOINT_SUFFIXES, list_under, media_root
+from spotting_core.errors import SpottingError
+from spotting_core.review.matches import checkpoint_meta
+from spotting_core.runtime import ASSETS, cache_path
+
+
+def checkpoint_dirs() -> list[Path]:
+    return [ASSETS, cache_path("checkpoints"), media_root()]
+
+
+def list_checkpoints(dirs: Iterable[Path] | None = None) -> list[Path]:
+    seen, found = set(), []
+    for d in dirs or checkpoint_dirs():
+        for p in list_under(Path(d), CHECKPOINT_SUFFIXES, max_depth=3):
+            if p.resolve() not in seen:
+                seen.add(p.resolve())
+                found.append(p)
+    return found
+
+
+def checkpoint_table(paths: Iterable[Path]) -> pd.DataFrame:
+    """What each checkpoint is: model, features, classes, and what it was trained on (its `extra`)."""
+    rows = []
+    for p in paths:
+        try:
+            meta = checkpoint_meta(p)
+            extra = meta.get("extra") or {}
+            train = extra.get("train") if isinstance(extra.get("train"), dict) else {}
+            scores = ", ".join(f"{k} {v:.3f}" for k, v in extra.items() if k.startswith("valid_") and isinstance(v, float))
+            rows.append({"checkpoint": str(p), "model": meta["model"], "features": meta.get("features", {}).get("name"),
+                         "dim": meta.get("features", {}).get("dim"), "classes": len(meta.get("classes") or []),
+                         "trained on": extra.get("data") or train.get("data") or "",
+                         "details": f"epoch {extra.get('epoch', '?')}; {scores}" if scores else
+                         json.dumps(extra, default=str)[:300], "problem": ""})
+        except SpottingError as e:
+            rows.append({"checkpoint": str(p), "model": "", "features": "", "dim": None, "classes": None,
+                         "trained on": "", "details": "", "problem": str(e)})
+    return pd.DataFrame(rows, columns=["checkpoint", "model", "features", "dim", "classes", "trained on", "details",
+                                       "problem"])
+
+
+def _first_line(doc: str | None) -> str:
+    return doc.strip().splitlines()[0] if doc and doc.strip() else ""
+
+
+def models_table(input_dim: int = 512) -> pd.DataFrame:
+    from spotting_core.models import MODELS, build_model, count_parameters
+
+    rows = []
+    for name, cls in MODELS.items():
+        model = build_model(name, input_dim=input_dim)
+        rows.append({"model": name, "parameters": count_parameters(model), "window_s": model.cfg.window_s,
+                     "nms_window_s": model.cfg.nms_window_s, "output": model.output_mode,
+                     "paper": _first_line(cls.__doc__) or _first_line(sys.modules[cls.__module__].__doc__)})
+    return pd.DataFrame(rows)
