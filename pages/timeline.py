@@ -43,7 +43,6 @@ shown = events[(events["confidence"] >= min_conf) & (events["status"] != "reject
 half_events = shown[(shown["half"] == half) & shown["label"].isin(classes)].reset_index(drop=True)
 
 
-
 @st.cache_data(max_entries=16, show_spinner=False)
 def _figure(folder: str, stamp: float, half: int, classes: tuple[str, ...], shown, labels):
     """The chart, cached per results (and their time stamp), half, classes and events (a click reuses it)."""

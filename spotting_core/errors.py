@@ -25,3 +25,10 @@ def warn(message: str) -> None:
     if text not in _WARNED:
         _WARNED.add(text)
         print(f"warning: {text}", file=sys.stderr)
+
+
+class UnknownName(SpottingError, KeyError):
+    """An unknown registry name (model, backbone...): a KeyError to code, one line to a user."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""

@@ -10,11 +10,13 @@ import pytest
 import torch
 
 from spotting_core.cli import main as cli_main
+from spotting_core.errors import SpottingError
 from spotting_core.io.soccernet import CLASSES_V2
 from spotting_core.models import (
     MODELS,
     build_model,
     count_parameters,
+    frame_pairings,
     load_checkpoint,
     model_class,
     save_checkpoint,
@@ -26,11 +28,10 @@ DIM = 32
 REQUIRED_CONFIG = {"input_dim", "num_classes", "fps", "window_s", "nms_window_s", "nms_threshold"}
 
 
-def _model(name: str) -> SpottingModel:
-    """The model with D = 32 and, when its class sets `tiny_test_config` (a dict of Config
-    overrides, e.g. a shorter window for a heavy model), those too."""
+def _model(name: str, **options) -> SpottingModel:
+    """The model with D = 32 (frame models: frames 32 pixels high)."""
     torch.manual_seed(0)
-    return build_model(name, **{"input_dim": DIM, **getattr(MODELS[name], "tiny_test_config", {})})
+    return build_model(name, input_dim=DIM, **options)
 
 
 def _input(model: SpottingModel, *lead: int, generator: torch.Generator) -> torch.Tensor:
@@ -123,7 +124,7 @@ def test_sequence_scores_shapes_and_exactness(name, extra):
         assert out["saliency"].shape == (T,)
     # a model that declares its override a faster exact path must give the base class's windows
     # (an override with its own decoding, such as RMS-Net's regressed offsets, declares nothing)
-    if getattr(model, "exact_sequence_scores", False):
+    if model.exact_sequence_scores:
         ref = SpottingModel.sequence_scores(model, feats)
         torch.testing.assert_close(out["scores"], ref["scores"], atol=1e-5, rtol=0)
 
@@ -149,3 +150,46 @@ def test_models_command_lists_every_model_with_its_size(capsys):
     assert [r["name"] for r in rows] == list(MODELS)
     for r in rows:
         assert r["params"] == count_parameters(build_model(r["name"], input_dim=DIM)) > 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Every feature head on every frame backbone (models/compose.py): the same contract, frames in
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name, backbone", frame_pairings())
+def test_frame_backbone_pairing_honours_the_contract(name, backbone, tmp_path):
+    model = _model(name, backbone=backbone, backbone_weights="random").train()
+    assert model.input_kind == "frames" and model.name == name and model.output_mode == MODELS[name].output_mode
+    assert model.clip_frames == MODELS[name](MODELS[name].Config()).clip_frames
+    batch = _batch(model, B=1)
+    assert batch["x"].shape[2:] == (DIM, DIM, 3) and batch["x"].dtype == torch.uint8
+    batch = model.augment(batch)
+    outputs = model(batch["x"])
+    losses = model.loss(outputs, batch)
+    assert torch.isfinite(losses["loss"]) and losses["loss"] > 0
+    losses["loss"].backward()
+    enc = [p.grad for p in model.encoder.parameters() if p.requires_grad]
+    assert any(g is not None and g.abs().sum() > 0 for g in enc), "the frame backbone is not fine-tuned"
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+    model.eval()
+    with torch.no_grad():
+        scores = model.frame_scores(model(batch["x"]))["scores"]
+    assert scores.shape == (1, _expected_T_out(model, model.clip_frames), 17)
+    half = _input(model, model.clip_frames + 5, generator=torch.Generator().manual_seed(3))
+    out = model.sequence_scores(half)["scores"]
+    assert out.shape == (model.clip_frames + 5, 17) and torch.isfinite(out).all()
+    # frame by frame encoding then the head's own whole-half path = the head on the encoded half
+    ref = model.head.sequence_scores(model.encoder(half))["scores"]
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=0)
+
+    path = save_checkpoint(tmp_path / "m.ckpt", model, classes=CLASSES_V2, feature_name=f"frames{DIM}p")
+    loaded, meta = load_checkpoint(path)
+    assert type(loaded) is type(model) and meta["model"] == name and meta["config"]["backbone"] == backbone
+    torch.testing.assert_close(loaded.sequence_scores(half)["scores"], out)
+
+
+def test_frame_backbone_bad_names_are_one_line():
+    with pytest.raises(SpottingError, match="backbone 'resnet9000': choose from regnety_400mf"):
+        build_model("rms-net", backbone="resnet9000")
+    with pytest.raises(SpottingError, match="reads frames already"):
+        build_model("ugl-e2e", backbone="regnety_400mf", weights="random")

@@ -1,0 +1,1 @@
+"""Training and inference: games and splits, the clip sampler, the training loop, whole-half scores + nms(), spot, the metric."""

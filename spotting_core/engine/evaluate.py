@@ -17,13 +17,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from spotting_core.engine.metrics import (
-    Progress,
-    _average_map_sparse,
-    _sparse_from_tables,
-    official_num_frames,
-    tolerances,
-)
+from spotting_core.engine.metrics import Progress, average_map_tables, official_num_frames, tolerances
 from spotting_core.errors import SpottingError
 from spotting_core.io.soccernet import (
     CLASSES_V2,
@@ -58,7 +52,7 @@ def evaluate(labels_root: str | os.PathLike, predictions_root: str | os.PathLike
     The games are the folders of `labels_root` that hold `label_file` (the official `dataset=None`
     mode); each needs `prediction_file` at the same relative path under `predictions_root`.
     """
-    deltas_s = tolerances(metric, deltas)
+    tolerances(metric, deltas)  # a bad metric or tolerance list fails before any file is read
     games = list_games(labels_root, label_file)
     if not games:
         raise SpottingError(f"{labels_root}: no game folder holds a {label_file}")
@@ -72,8 +66,8 @@ def evaluate(labels_root: str | os.PathLike, predictions_root: str | os.PathLike
     if progress is not None:
         progress(1.0, f"Average-mAP ({metric}) over {len(games)} games")
     T = official_num_frames(fps)
-    sp = _sparse_from_tables(tables, num_frames=(T, T), num_classes=len(classes), fps=fps)
-    return _average_map_sparse(sp, fps=fps, deltas_s=deltas_s)
+    return average_map_tables(tables, num_frames=(T, T), num_classes=len(classes), fps=fps, metrics=(metric,),
+                              deltas=deltas)[metric]
 
 
 def evaluate_tables(labels, events, *, num_frames: int | Sequence[int] | None = None,
@@ -111,8 +105,8 @@ def evaluate_tables(labels, events, *, num_frames: int | Sequence[int] | None = 
         if (table["position_ms"] < 0).any():
             raise SpottingError(f"{name} table: negative position")
         tables.append(table)
-    sp = _sparse_from_tables([tuple(tables)], num_frames=halves, num_classes=len(classes), fps=fps)
-    return _average_map_sparse(sp, fps=fps, deltas_s=tolerances(metric, deltas))
+    return average_map_tables([tuple(tables)], num_frames=halves, num_classes=len(classes), fps=fps,
+                              metrics=(metric,), deltas=deltas)[metric]
 
 
 def format_table(results: dict, metric: str = "loose", *, classes: Sequence[str] = CLASSES_V2) -> str:

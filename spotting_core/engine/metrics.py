@@ -306,3 +306,14 @@ def average_map(targets: Sequence[np.ndarray], detections: Sequence[np.ndarray],
     return _average_map_sparse(_sparse_from_dense(targets, detections), fps=fps, deltas_s=tolerances(metric, deltas))
 
 
+def average_map_tables(games: Sequence[tuple[Table, Table]], *, num_frames: Sequence[int], num_classes: int,
+                       fps: float = FPS, metrics: Sequence[str] = ("loose",),
+                       deltas: Sequence[float] | None = None) -> dict[str, dict]:
+    """Average-mAP of (labels, predictions) column tables per game, for each metric in `metrics`.
+
+    Tables are dicts of columns (`io.soccernet.label_arrays` / `result_arrays`) or DataFrames with
+    half, position_ms, class_id and visibility (labels) or confidence (predictions). The cells are
+    built once and shared by every metric. Returns {metric: the six official keys}.
+    """
+    sp = _sparse_from_tables(games, num_frames=num_frames, num_classes=num_classes, fps=fps)
+    return {m: _average_map_sparse(sp, fps=fps, deltas_s=tolerances(m, deltas)) for m in metrics}

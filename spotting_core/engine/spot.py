@@ -96,7 +96,7 @@ def _game_folder(req: Request) -> SpotInput:
         present = feature_names(src)
         for part in trained.split("+"):
             missing = [h for h in HALVES if not feature_path(src, h, part).is_file()]
-            if any(feature_path(src, h, part).is_file() for h in HALVES):
+            if missing and len(missing) < len(HALVES):
                 raise SpottingError(f"{src}: missing half {missing[0]}: no {feature_path(src, missing[0], part).name}")
         have = ", ".join(present) if present else "none"
         files = " + ".join(f"1_{p}.npy / 2_{p}.npy" for p in trained.split("+"))

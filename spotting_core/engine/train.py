@@ -76,7 +76,7 @@ class TrainConfig:
 
 def resolve(cfg: TrainConfig) -> TrainConfig:
     """A copy of `cfg` with every None filled from the model's `training_defaults()`."""
-    model_cls = model_class(cfg.model)
+    model_cls = model_class(cfg.model, backbone=(cfg.model_options or {}).get("backbone"))
     options = convert_options(model_cls.Config, cfg.model_options)
     defaults = model_cls.training_defaults(options)
     given = dataclasses.asdict(cfg)
@@ -175,7 +175,7 @@ def fit(cfg: TrainConfig, progress: Progress | None = None) -> dict:
     cfg = resolve(cfg)
     device = resolve_device(cfg.device)
     seed_everything(cfg.seed)
-    model_cls = model_class(cfg.model)
+    model_cls = model_class(cfg.model, backbone=cfg.model_options.get("backbone"))
     frame_height = None
     if model_cls.input_kind == "frames":  # end to end: the videos, decoded at the model's input height
         frame_height = int(cfg.model_options.get("input_dim", model_cls.Config().input_dim))

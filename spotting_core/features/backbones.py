@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from spotting_core.errors import SpottingError
+from spotting_core.errors import SpottingError, warn
 from spotting_core.features import soccernet as snf
 from spotting_core.runtime import resolve_device
 
@@ -163,6 +163,42 @@ BACKBONES[snf.FEATURE_NAME] = replace(
     BACKBONES["resnet152-soccernet"], name=snf.FEATURE_NAME, feature_name=snf.FEATURE_NAME, dim=snf.FEATURE_DIM,
     build=snf.build_raw_network,
     description="SoccerNet ResNET_TF2 (2048-d, before PCA): Keras ResNet-152 ImageNet .h5")
+
+
+REGNETS = ("regnet_y_400mf", "regnet_y_800mf")
+WEIGHT_MODES = ("auto", "imagenet", "random")
+_OFFLINE: set[str] = set()   # archs whose weights could not be fetched in this process ("auto" stops trying)
+
+
+def torchvision_regnet(arch: str, weights: str, *, hint: str = "--set weights=random") -> nn.Module:
+    """A trainable torchvision RegNet-Y (the end-to-end models' frame encoder).
+
+    weights: "imagenet" requires the ImageNet weights (torch hub cache, fetched once when online; a
+    one-line error otherwise); "auto" uses them when they can be had, else random initialisation with
+    one warning; "random" asks for random initialisation.
+    """
+    import torchvision
+
+    if arch not in REGNETS:
+        raise SpottingError(f"arch {arch!r}: choose from {', '.join(REGNETS)}")
+    if weights not in WEIGHT_MODES:
+        raise SpottingError(f"weights {weights!r}: choose from {', '.join(WEIGHT_MODES)}")
+    net = getattr(torchvision.models, arch)(weights=None)
+    if weights == "random" or (weights == "auto" and arch in _OFFLINE):
+        return net
+    enum = {"regnet_y_400mf": torchvision.models.RegNet_Y_400MF_Weights,
+            "regnet_y_800mf": torchvision.models.RegNet_Y_800MF_Weights}[arch].IMAGENET1K_V1
+    try:
+        path = fetch_hub_weights(enum.url, backbone=arch)
+    except SpottingError as e:
+        if weights == "imagenet":
+            raise SpottingError(f"{e}; or train from scratch with {hint}") from None
+        _OFFLINE.add(arch)
+        warn(f"{arch}: ImageNet weights unavailable offline, random initialisation "
+             f"(place {enum.url.rsplit('/', 1)[1]} in {torch.hub.get_dir()}/checkpoints to use them)")
+        return net
+    net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    return net
 
 
 def get_backbone(name: str | Backbone) -> Backbone:

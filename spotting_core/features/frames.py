@@ -112,15 +112,3 @@ def video_frames(video: str | os.PathLike, *, height: int, fps: float,
         halves.append(decode_half(path, half=half, height=height, fps=fps, start=start, duration=duration))
         numbers.append(half)
     return halves, numbers
-
-
-# ---------------------------------------------------------------------------------------------
-# Augmentations
-# ---------------------------------------------------------------------------------------------
-
-
-# ---------------------------------------------------------------------------------------------
-# Toy videos with visible events (tests, bench)
-# ---------------------------------------------------------------------------------------------
-
-

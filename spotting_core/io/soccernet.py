@@ -37,6 +37,10 @@ CLASSES_V2: tuple[str, ...] = (
 # SoccerNet-v1 (Labels.json): "soccer-ball", "y-card", "substitution-in"... map by key word.
 CLASSES_V1: tuple[str, ...] = ("card", "subs", "soccer")
 
+# A display colour per class (the timeline, the demo video's banners), by class index.
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
+           "#17becf", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd", "#e6550d")
+
 EVENT_DICTIONARY_V2 = {name: i for i, name in enumerate(CLASSES_V2)}
 EVENT_DICTIONARY_V1 = {name: i for i, name in enumerate(CLASSES_V1)}
 
@@ -47,6 +51,11 @@ _GAME_TIME = re.compile(r"^\s*([12])\s*-\s*(\d{1,3}):(\d{2})\s*$")
 # ---------------------------------------------------------------------------------------------
 # Classes and times
 # ---------------------------------------------------------------------------------------------
+def class_color(class_id: int) -> str:
+    """The display colour of a class index (the timeline, the demo video's banners)."""
+    return PALETTE[int(class_id) % len(PALETTE)]
+
+
 def class_index(label: str, classes: Sequence[str] = CLASSES_V2, *, source: str = "") -> int:
     """Index of `label` in `classes`, by name. v1 labels ("y-card", "soccer-ball") map by key word."""
     if tuple(classes) == CLASSES_V1:
@@ -308,13 +317,3 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 # Features: 1_<name>.npy, 2_<name>.npy
 # ---------------------------------------------------------------------------------------------
 
-
-
-
-# A display colour per class (the timeline, the demo video's banners), by class index.
-PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
-           "#17becf", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd", "#e6550d")
-
-
-def class_color(class_id: int) -> str:
-    return PALETTE[int(class_id) % len(PALETTE)]

@@ -253,10 +253,3 @@ def decode_array(path: str | os.PathLike, **kwargs) -> np.ndarray:
         w, h = output_size(info, kwargs.get("size"))
         return np.zeros((0, h, w, 3), dtype=np.uint8)
     return np.concatenate(batches)
-
-
-# ---------------------------------------------------------------------------------------------
-# Cut and concatenate
-# ---------------------------------------------------------------------------------------------
-
-

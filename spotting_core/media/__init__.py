@@ -1,0 +1,1 @@
+"""Highlight reels: plans of padded, merged segments, cutting them with ffmpeg, edit lists."""

@@ -204,8 +204,3 @@ def plan_reel(events: pd.DataFrame, *, video: str | os.PathLike, duration: float
         merged = sorted(kept, key=lambda s: s.start)
         dropped.sort(key=lambda s: s.start)
     return ReelPlan(video=Path(video), segments=merged, dropped=dropped, fps=fps)
-
-
-
-
-

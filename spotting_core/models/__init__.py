@@ -1,7 +1,10 @@
 """The model registry and checkpoints.
 
     MODELS = {"netvlad++": NetVLADpp, ...}   one entry per model; each class lives in models/<paper>.py
+    model_class(name, backbone=None)        a registered class, or a feature head on a frame backbone
     build_model(name, **config_overrides)   the model with its paper defaults, overridden
+                                            (`backbone="regnety_400mf"`: end to end on frames, models/compose.py)
+    frame_pairings()                        every (feature head, frame backbone) the registry offers
     convert_options(Config, {"lr": "3e-3"}) `--set key=value` strings -> Config field types
     save_checkpoint(path, model, ...)       {"model", "config", "state_dict", "classes", "features", "fps"}
     load_checkpoint(path)                   rebuilds the model from the file alone
@@ -21,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from spotting_core.errors import SpottingError
+from spotting_core.errors import SpottingError, UnknownName
 from spotting_core.models.base import SpottingModel
 from spotting_core.models.calf import CALF
 from spotting_core.models.pooling import AvgPool, AvgPoolpp, MaxPool, MaxPoolpp, NetVLADPool, NetVLADpp
@@ -50,16 +53,34 @@ for _name, _cls in MODELS.items():
 CHECKPOINT_VERSION = 1
 
 
-def model_class(name: str) -> type[SpottingModel]:
+def model_class(name: str, *, backbone: str | None = None) -> type[SpottingModel]:
+    """The registered class `name`; with a frame `backbone`, the head composed with it (models/compose.py).
+
+    An unknown name raises `UnknownName` (a KeyError, and a one-line SpottingError for the CLI).
+    """
     try:
-        return MODELS[name]
+        cls = MODELS[name]
     except KeyError:
-        raise KeyError(f"unknown model {name!r}; registered models: {', '.join(sorted(MODELS))}") from None
+        raise UnknownName(f"unknown model {name!r}; registered models: {', '.join(sorted(MODELS))}") from None
+    if backbone is None:
+        return cls
+    from spotting_core.models.compose import FRAME_BACKBONES, frames_variant
+
+    if backbone not in FRAME_BACKBONES:
+        raise SpottingError(f"backbone {backbone!r}: choose from {', '.join(FRAME_BACKBONES)}")
+    return frames_variant(cls)
+
+
+def frame_pairings() -> list[tuple[str, str]]:
+    """(feature head, frame backbone) for every feature model and every frame backbone."""
+    from spotting_core.models.compose import FRAME_BACKBONES
+
+    return [(name, bb) for name, cls in MODELS.items() if cls.input_kind == "features" for bb in FRAME_BACKBONES]
 
 
 def build_model(name: str, **overrides) -> SpottingModel:
-    """Build a registered model from its Config defaults, overridden by keyword."""
-    cls = model_class(name)
+    """Build a registered model from its Config defaults, overridden by keyword (`backbone` composes)."""
+    cls = model_class(name, backbone=overrides.get("backbone"))
     known = {f.name for f in fields(cls.Config)}
     unknown = sorted(set(overrides) - known)
     if unknown:
@@ -113,7 +134,7 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
 def load_checkpoint(path: str | os.PathLike, *, device: str | torch.device = "cpu") -> tuple[SpottingModel, dict]:
     """Rebuild the model of a checkpoint (in eval mode) and return it with the checkpoint's metadata."""
     ckpt = read_checkpoint(path)
-    cls = model_class(ckpt["model"])
+    cls = model_class(ckpt["model"], backbone=ckpt["config"].get("backbone"))
     model = cls(cls.Config(**ckpt["config"]))
     try:
         model.load_state_dict(ckpt["state_dict"])

@@ -96,9 +96,10 @@ def mask_pre_event(x: torch.Tensor, events: torch.Tensor, *, p: float, q: float,
                    generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """RMS-Net masking M(p, q): returns (x', events', masked (B,) bool). See the module docstring.
 
-    x (B, T, D), events (B, T, C). Inputs are not modified.
+    x (B, T, D) features, or (B, T, H, W, 3) frames (the same frames are replaced), events (B, T, C).
+    Inputs are not modified.
     """
-    B, T, _ = x.shape
+    B, T = x.shape[:2]
     device = x.device
     e, has = event_frame(events)                                      # the target event's frame
     background = torch.nonzero(~has).flatten()                        # clips with no event
@@ -111,7 +112,7 @@ def mask_pre_event(x: torch.Tensor, events: torch.Tensor, *, p: float, q: float,
     source = background[pick]                                         # (B,) a background clip each
     t = torch.arange(T, device=device)
     span = masked[:, None] & (t[None] >= (e - n)[:, None]) & (t[None] < e[:, None])  # (B, T)
-    x_new = torch.where(span[..., None], x[source], x)                 # (B, T, D)
+    x_new = torch.where(span.view(B, T, *[1] * (x.ndim - 2)), x[source], x)  # (B, T, D) or frames
     events_new = torch.where(span[..., None], events[source], events)  # background rows: all zero
     return x_new, events_new, masked
 

@@ -36,7 +36,6 @@ since its state dict carries the trained weights.
 from __future__ import annotations
 
 import math
-import sys
 from dataclasses import asdict, dataclass
 
 import torch
@@ -44,14 +43,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from spotting_core.errors import SpottingError
-from spotting_core.features.backbones import IMAGENET_MEAN, IMAGENET_STD
+from spotting_core.features.backbones import IMAGENET_MEAN, IMAGENET_STD, torchvision_regnet
 from spotting_core.models.base import SpottingModel
 from spotting_core.models.ugl import MAX_HIDDEN, UGL, UGLHead
 
-ARCHS = ("regnet_y_400mf", "regnet_y_800mf")
-WEIGHT_MODES = ("auto", "imagenet", "random")
 ENTITY_SOURCES = ("none", "detector", "precomputed")
-_WARNED: set[str] = set()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -117,41 +113,12 @@ class ShiftedBranch(nn.Module):
 # ---------------------------------------------------------------------------------------------
 # Backbone
 # ---------------------------------------------------------------------------------------------
-def _regnet(arch: str, weights: str) -> nn.Module:
-    import torchvision
-
-    from spotting_core.features.backbones import fetch_hub_weights
-
-    if arch not in ARCHS:
-        raise SpottingError(f"arch {arch!r}: choose from {', '.join(ARCHS)}")
-    if weights not in WEIGHT_MODES:
-        raise SpottingError(f"weights {weights!r}: choose from {', '.join(WEIGHT_MODES)}")
-    net = getattr(torchvision.models, arch)(weights=None)
-    if weights == "random" or (weights == "auto" and arch in _WARNED):  # auto: one failed fetch per process
-        return net
-    enum = {"regnet_y_400mf": torchvision.models.RegNet_Y_400MF_Weights,
-            "regnet_y_800mf": torchvision.models.RegNet_Y_800MF_Weights}[arch].IMAGENET1K_V1
-    try:
-        path = fetch_hub_weights(enum.url, backbone=arch)
-    except SpottingError as e:
-        if weights == "imagenet":
-            raise SpottingError(f"{e}; or train from scratch with --set weights=random") from None
-        if arch not in _WARNED:
-            _WARNED.add(arch)
-            print(f"warning: {arch}: ImageNet weights unavailable offline, random initialisation "
-                  f"(place {enum.url.rsplit('/', 1)[1]} in {torch.hub.get_dir()}/checkpoints to use them)",
-                  file=sys.stderr)
-        return net
-    net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-    return net
-
-
 class GSMRegNet(nn.Module):
     """RegNet-Y with a GSM in front of every residual branch: (B*T, 3, H, W) -> (B*T, C, h, w) map."""
 
     def __init__(self, *, arch: str, weights: str, n_div: int = 4):
         super().__init__()
-        net = _regnet(arch, weights)
+        net = torchvision_regnet(arch, weights, hint="--set weights=random")
         self.stem = net.stem
         self.trunk = net.trunk_output
         self.gsms: list[GateShift] = []

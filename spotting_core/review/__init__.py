@@ -1,0 +1,1 @@
+"""What editors review: matches (spotted results folders) and the review store of their decisions."""
