@@ -162,8 +162,7 @@ def relative_errors(ours: np.ndarray, ref: np.ndarray) -> tuple[float, float]:
 def pca_check(work: Path, feats: np.ndarray, seed: int) -> tuple[float, float, int, Path, object, np.ndarray]:
     from sklearn.decomposition import PCA
 
-    from spotting_core.features.soccernet_pca import apply_pca
-    from spotting_core.features.soccernet_pca import convert_official_pca
+    from spotting_core.features.soccernet_pca import apply_pca, convert_official_pca
 
     rng = np.random.default_rng(seed + 1)
     basis = rng.normal(size=(256, 2048))
