@@ -75,3 +75,37 @@ def test_cached_demo_is_rebuilt_when_recipe_or_checkpoint_changes(tmp_path, reci
     assert not demo._is_built(folder)
     _fake_built(folder, recipe, checkpoint)
     assert demo._is_built(folder)
+
+
+def test_concurrent_first_starts_build_the_demo_once(tmp_path, monkeypatch):
+    """Three sessions at once on a fresh cache (two threads of this process and another process): one
+    build, the same complete folder for all, nothing half-built left behind."""
+    import subprocess
+    import sys
+    import threading
+
+    monkeypatch.setenv("SPOTTING_CACHE", str(tmp_path / "cache"))
+    calls, results, errors = [], [], []
+    real = demo._build
+    monkeypatch.setattr(demo, "_build", lambda *a, **k: (calls.append(1), real(*a, **k))[1])
+    other = subprocess.Popen([sys.executable, "-m", "spotting_core", "demo"], stdout=subprocess.PIPE, text=True,
+                             env={**__import__("os").environ, "SPOTTING_CACHE": str(tmp_path / "cache")})
+    seen = []
+
+    def session():
+        try:
+            results.append(demo.ensure_demo(progress=lambda f, text: seen.append(text)))
+        except Exception as e:  # any failure of a session is the bug under test
+            errors.append(repr(e))
+
+    threads = [threading.Thread(target=session) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    out, _ = other.communicate(timeout=300)
+    assert not errors and other.returncode == 0
+    assert {str(r) for r in results} == {out.strip()} == {str(tmp_path / "cache" / "demo")}
+    assert len(calls) <= 1                         # this process built it at most once (or the other did)
+    demo.check_demo(results[0])
+    assert not list((tmp_path / "cache").glob(".demo-build-*")) and not list((tmp_path / "cache").glob(".demo-old-*"))

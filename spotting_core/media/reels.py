@@ -13,6 +13,7 @@ halves and half 2 starts that many seconds into it.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
@@ -204,3 +205,27 @@ def plan_reel(events: pd.DataFrame, *, video: str | os.PathLike, duration: float
         merged = sorted(kept, key=lambda s: s.start)
         dropped.sort(key=lambda s: s.start)
     return ReelPlan(video=Path(video), segments=merged, dropped=dropped, fps=fps)
+
+
+def plan_to_dict(plan: ReelPlan) -> dict:
+    """A plan as JSON-able data (a reel job carries the plan the page previewed)."""
+    out = {}
+    for f in dataclasses.fields(plan):
+        value = getattr(plan, f.name)
+        if isinstance(value, list) and all(isinstance(s, Segment) for s in value):
+            value = [dataclasses.asdict(s) for s in value]
+        out[f.name] = str(value) if isinstance(value, Path) else value
+    return out
+
+
+def plan_from_dict(data: dict) -> ReelPlan:
+    """The inverse of `plan_to_dict`."""
+    kinds = {f.name: f for f in dataclasses.fields(ReelPlan)}
+    values = {}
+    for name, value in data.items():
+        if name not in kinds:
+            continue
+        if isinstance(value, list) and all(isinstance(s, dict) and "start" in s for s in value):
+            value = [Segment(**s) for s in value]
+        values[name] = Path(value) if name == "video" else value
+    return ReelPlan(**values)

@@ -20,12 +20,15 @@ either changes, so a new generator or a new checkpoint never shows stale results
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
@@ -33,7 +36,7 @@ import numpy as np
 
 from spotting_core.errors import SpottingError
 from spotting_core.io.feature_files import feature_path
-from spotting_core.io.soccernet import CLASSES_V2, FPS, HALVES, LABELS_FILE, RESULTS_FILE
+from spotting_core.io.soccernet import CLASSES_V2, FPS, HALVES, LABELS_FILE, RESULTS_FILE, atomic_write_text
 from spotting_core.io.tables import read_labels
 from spotting_core.runtime import ASSETS, cache_path, cache_root
 from spotting_core.synth.broadcast import render_half_video
@@ -177,22 +180,69 @@ def demo_checkpoint(recipe: dict, bench: Path, progress: Progress | None = None)
     return cached
 
 
+def _progress_file(folder: Path) -> Path:
+    return folder.with_name(".demo-progress.json")
+
+
+@contextmanager
+def _build_lock(folder: Path, progress: Progress | None):
+    """One demo build at a time, across threads and processes (an flock on a file beside the demo).
+
+    Those who wait show the builder's progress, which it writes to `.demo-progress.json`.
+    """
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with open(folder.with_name(".demo-build.lock"), "a") as lock:
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if progress:
+                    try:
+                        shared = json.loads(_progress_file(folder).read_text())
+                        progress(float(shared["fraction"]), f"{shared['text']} (built by another session)")
+                    except (OSError, ValueError, KeyError):
+                        progress(0.0, "another session is building the demo match")
+                time.sleep(0.3)
+        try:
+            yield
+        finally:
+            _progress_file(folder).unlink(missing_ok=True)
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def ensure_demo(rebuild: bool = False, progress: Progress | None = None) -> Path:
-    """Build the demo match once (a few seconds; longer when the checkpoint must be trained) and return its folder."""
+    """Build the demo match once (a few seconds; longer when the checkpoint must be trained) and return its folder.
+
+    Exactly one build runs at a time (`_build_lock`); each build writes into its own temporary folder,
+    renamed into place only when complete, so an interrupted build leaves nothing that looks built.
+    """
     folder = demo_dir()
     if not rebuild and _is_built(folder):
         return folder
-    # build beside it, then move into place: a second process never sees half a demo
-    work = folder.with_name(f".demo-build-{os.getpid()}")
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    try:
-        _build(folder, work, progress)
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(work, folder)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    with _build_lock(folder, progress):
+        if not rebuild and _is_built(folder):  # built by another session while this one waited
+            return folder
+
+        last = [0.0]
+
+        def shared(fraction: float, text: str) -> None:
+            if time.monotonic() - last[0] > 0.25:
+                last[0] = time.monotonic()
+                atomic_write_text(_progress_file(folder), json.dumps({"fraction": float(fraction), "text": str(text)}))
+            if progress:
+                progress(fraction, text)
+
+        work = Path(tempfile.mkdtemp(prefix=".demo-build-", dir=folder.parent))
+        try:
+            _build(folder, work, shared)
+            if folder.exists():
+                old = Path(tempfile.mkdtemp(prefix=".demo-old-", dir=folder.parent))
+                os.replace(folder, old / folder.name)
+                shutil.rmtree(old, ignore_errors=True)
+            os.replace(work, folder)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
     if progress:
         progress(1.0, "demo match ready")
     return folder
@@ -200,7 +250,6 @@ def ensure_demo(rebuild: bool = False, progress: Progress | None = None) -> Path
 
 def _build(folder: Path, work: Path, progress: Progress | None) -> None:
     from spotting_core.engine.spot import spot_path
-    from spotting_core.io.soccernet import atomic_write_text
     from spotting_core.review.matches import MATCH_FILE, Match
     from spotting_core.synth.benchmark import feature_name
 

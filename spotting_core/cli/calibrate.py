@@ -1,0 +1,42 @@
+"""Operating-point commands: `calibrate` (per-class thresholds fitted for F1 at a tolerance).
+
+Imports of the library happen inside the command, so `spotting --help` stays light.
+"""
+
+from __future__ import annotations
+
+import json
+
+
+def cmd_calibrate(args) -> int:
+    from spotting_core.engine.calibrate import fit_thresholds, read_tree_pairs, score_at, write_thresholds
+
+    if not args.tolerance > 0:
+        from spotting_core.errors import SpottingError
+
+        raise SpottingError(f"--tolerance {args.tolerance}: must be positive (seconds)")
+    games = read_tree_pairs(args.labels, args.predictions)
+    thresholds = fit_thresholds(games, tolerance_s=args.tolerance)
+    thresholds["fitted_on"] = {"labels": str(args.labels), "predictions": str(args.predictions)}
+    write_thresholds(args.out, thresholds)
+    fitted = score_at(games, thresholds, tolerance_s=args.tolerance)
+    summary = {"out": str(args.out), "games": len(games), "precision": fitted["precision"],
+               "recall": fitted["recall"], "f1": fitted["f1"], "kept": fitted["kept"],
+               "candidates": fitted["candidates"]}
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"{args.out}: {len(games)} games, tolerance {args.tolerance:g} s; on these games: "
+              f"precision {fitted['precision']:.3f}, recall {fitted['recall']:.3f}, f1 {fitted['f1']:.3f}, "
+              f"{fitted['kept']} of {fitted['candidates']} candidates kept")
+    return 0
+
+
+def register(sub) -> None:
+    c = sub.add_parser("calibrate", help="fit per-class confidence thresholds (max F1 at a tolerance)")
+    c.add_argument("labels", help="SoccerNet tree or .zip with Labels-v2.json per game")
+    c.add_argument("predictions", help="tree or .zip with results_spotting.json per game")
+    c.add_argument("--out", required=True, help="thresholds JSON to write")
+    c.add_argument("--tolerance", type=float, default=5.0, help="seconds either side (default 5)")
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=cmd_calibrate)

@@ -1,0 +1,228 @@
+"""Operating points: per-class confidence thresholds fitted for F1 at a tolerance, and scoring at them.
+
+    thr = fit_thresholds(games, tolerance_s=5)       {"classes": {name: threshold}, "global": ..., ...}
+    score_at(games, thr, tolerance_s=5)              precision / recall / F1, overall and per class
+    games = read_tree_pairs(labels_tree, predictions_tree)   (labels, predictions) columns per game
+
+Average-mAP needs every candidate; an editor needs a list worth reading. Matching rule: a prediction
+is a true positive when it is matched one-to-one to a label of its class, in the same half, within
+±tolerance (|Δ| <= tolerance). Predictions are matched greedily by descending confidence (ties:
+earlier position first), each to the nearest unmatched label (ties: the earlier label). Unshown
+labels count. Because the greedy order is by confidence, the matches of the predictions kept by any
+threshold are a prefix of one matching of all of them, so one pass gives F1 at every threshold.
+
+Thresholds maximise the overall (micro) F1 of all classes together on the fitting games: start from
+the global threshold (the one value that maximises it), then, class by class and for a few sweeps,
+move each class's threshold to the value that maximises the overall F1 given the others (keep
+predictions >= it; above the class's top confidence keeps none of it). Each step can only raise the
+fitted F1, so the result is never below the global threshold's on the fitting games. (Maximising each
+class's own F1 instead over-fits the rare classes: on the real CALF test games it scored below one
+global threshold on held-out games.) A class with no prediction there keeps the global threshold.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from bisect import bisect_left
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from spotting_core.errors import SpottingError
+from spotting_core.io.soccernet import (
+    CLASSES_V2,
+    LABELS_FILE,
+    RESULTS_FILE,
+    atomic_write_text,
+    label_arrays,
+    list_games,
+    read_game_json,
+    read_json,
+    result_arrays,
+)
+
+DEFAULT_TOLERANCE_S = 5.0
+Columns = Mapping[str, Sequence]  # half, position_ms, class_id (+ confidence for predictions)
+
+
+# ---------------------------------------------------------------------------------------------
+# Games
+# ---------------------------------------------------------------------------------------------
+def read_tree_pairs(labels_root: str | os.PathLike, predictions_root: str | os.PathLike, *,
+                    label_file: str = LABELS_FILE, prediction_file: str = RESULTS_FILE,
+                    classes: Sequence[str] = CLASSES_V2) -> list[tuple[str, dict, dict]]:
+    """(game, label columns, prediction columns) for every game of `labels_root`, in sorted order."""
+    games = list_games(labels_root, label_file)
+    if not games:
+        raise SpottingError(f"{labels_root}: no game folder holds a {label_file}")
+    have = set(list_games(predictions_root, prediction_file))
+    out = []
+    for game in games:
+        if game not in have:
+            raise SpottingError(f"{os.path.join(str(predictions_root), game)}: no {prediction_file} for this game")
+        labels = label_arrays(read_game_json(labels_root, game, label_file), classes=classes,
+                              source=os.path.join(str(labels_root), game, label_file))
+        preds = result_arrays(read_game_json(predictions_root, game, prediction_file), classes=classes,
+                              source=os.path.join(str(predictions_root), game, prediction_file))
+        out.append((game, labels, preds))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Matching
+# ---------------------------------------------------------------------------------------------
+def match_predictions(labels: Columns, preds: Columns, *, tolerance_s: float = DEFAULT_TOLERANCE_S) -> np.ndarray:
+    """(P,) bool: which predictions of one game are true positives under the matching rule above."""
+    tol = float(tolerance_s) * 1000.0
+    l_half, l_pos, l_cls = (np.asarray(labels[k], dtype=np.int64) for k in ("half", "position_ms", "class_id"))
+    p_half, p_pos, p_cls = (np.asarray(preds[k], dtype=np.int64) for k in ("half", "position_ms", "class_id"))
+    conf = np.asarray(preds["confidence"], dtype=np.float64)
+    hit = np.zeros(len(conf), dtype=bool)
+    free: dict[tuple[int, int], list[int]] = {}   # (half, class) -> sorted unmatched label positions
+    for h, c, p in sorted(zip(l_half.tolist(), l_cls.tolist(), l_pos.tolist())):
+        free.setdefault((h, c), []).append(p)
+    for i in np.lexsort((p_pos, -conf)):          # descending confidence, then earlier position
+        pool = free.get((int(p_half[i]), int(p_cls[i])))
+        if not pool:
+            continue
+        x = int(p_pos[i])
+        j = bisect_left(pool, x)
+        best = None
+        for k in (j - 1, j):                      # the nearest label: just before or at/after x
+            if 0 <= k < len(pool) and abs(pool[k] - x) <= tol and (best is None or abs(pool[k] - x) < abs(pool[best] - x)):
+                best = k
+        if best is not None:
+            hit[i] = True
+            del pool[best]
+    return hit
+
+
+def _flat(games, tolerance_s: float, num_classes: int):
+    """Per prediction (class, confidence, hit) over all games, and the number of labels per class."""
+    cls, conf, hit, n_labels = [], [], [], np.zeros(num_classes, dtype=np.int64)
+    for game in games:
+        labels, preds = game[-2], game[-1]
+        cls.append(np.asarray(preds["class_id"], dtype=np.int64))
+        conf.append(np.asarray(preds["confidence"], dtype=np.float64))
+        hit.append(match_predictions(labels, preds, tolerance_s=tolerance_s))
+        n_labels += np.bincount(np.asarray(labels["class_id"], dtype=np.int64), minlength=num_classes)[:num_classes]
+    if not cls:
+        raise SpottingError("no games to calibrate on")
+    return np.concatenate(cls), np.concatenate(conf), np.concatenate(hit), n_labels
+
+
+def _f1(tp, n_pred, n_gt):
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = np.where(n_pred > 0, tp / np.maximum(n_pred, 1), 0.0)
+        r = np.where(n_gt > 0, tp / np.maximum(n_gt, 1), 0.0)
+        f = np.where(p + r > 0, 2 * p * r / np.maximum(p + r, 1e-300), 0.0)
+    return p, r, f
+
+
+def _best_cut(conf: np.ndarray, hit: np.ndarray, n_gt: int) -> tuple[float, float]:
+    """(threshold, F1) maximising F1 when keeping predictions with confidence >= threshold."""
+    order = np.argsort(-conf, kind="stable")
+    c, tp = conf[order], np.cumsum(hit[order])
+    last = np.r_[c[1:] != c[:-1], True]           # cut only after the last of equal confidences
+    n = np.arange(1, len(c) + 1)[last]
+    _, _, f = _f1(tp[last].astype(float), n.astype(float), float(n_gt))
+    k = int(np.argmax(f))
+    return float(c[last][k]), float(f[k])
+
+
+# ---------------------------------------------------------------------------------------------
+# Fitting and scoring
+# ---------------------------------------------------------------------------------------------
+def fit_thresholds(games: Sequence, *, tolerance_s: float = DEFAULT_TOLERANCE_S,
+                   classes: Sequence[str] = CLASSES_V2, sweeps: int = 5) -> dict:
+    """Per-class thresholds maximising the overall F1 at `tolerance_s` (module docstring).
+
+    games: (..., label columns, prediction columns) per game, as `read_tree_pairs` returns them.
+    """
+    C = len(classes)
+    cls, conf, hit, n_labels = _flat(games, tolerance_s, C)
+    if len(conf) == 0:
+        raise SpottingError("no predictions to calibrate on")
+    L = float(n_labels.sum())
+    global_thr, global_f1 = _best_cut(conf, hit, int(L))
+    # per class: candidate thresholds (its distinct confidences, descending, then "none kept") and the
+    # (tp, kept) counts at each
+    cands = []
+    for c in range(C):
+        sel = cls == c
+        order = np.argsort(-conf[sel], kind="stable")
+        cc, tp = conf[sel][order], np.cumsum(hit[sel][order])
+        last = np.r_[cc[1:] != cc[:-1], True] if len(cc) else np.zeros(0, bool)
+        thr = np.r_[np.inf, cc[last]]
+        cands.append((thr, np.r_[0, tp[last]].astype(float), np.r_[0, np.flatnonzero(last) + 1].astype(float)))
+    pick = [int(np.searchsorted(-t, -global_thr, side="right") - 1) for t, _, _ in cands]  # >= global kept
+    tp_c = np.array([cands[c][1][pick[c]] for c in range(C)])
+    n_c = np.array([cands[c][2][pick[c]] for c in range(C)])
+    for _ in range(sweeps):
+        moved = False
+        for c in range(C):
+            thr, tp, n = cands[c]
+            if len(thr) == 1:
+                continue
+            tp_o, n_o = tp_c.sum() - tp_c[c], n_c.sum() - n_c[c]
+            f = 2 * (tp_o + tp) / np.maximum(n_o + n + L, 1e-300)
+            k = int(np.argmax(f))
+            if f[k] > 2 * (tp_o + tp_c[c]) / max(n_o + n_c[c] + L, 1e-300) + 1e-12:
+                pick[c], tp_c[c], n_c[c], moved = k, tp[k], n[k], True
+        if not moved:
+            break
+    per_class = {}
+    for c, name in enumerate(classes):
+        thr = cands[c][0][pick[c]]
+        per_class[name] = global_thr if len(cands[c][0]) == 1 else (float(thr) if np.isfinite(thr) else
+                                                                      float(np.nextafter(cands[c][0][1], np.inf)))
+    fitted_f1 = 2 * tp_c.sum() / max(n_c.sum() + L, 1e-300)
+    return {"tolerance_s": float(tolerance_s), "classes": per_class, "global": global_thr,
+            "fitted_classes": [name for c, name in enumerate(classes) if len(cands[c][0]) > 1],
+            "games": len(games), "fit_f1_global": global_f1, "fit_f1": float(fitted_f1)}
+
+
+def threshold_vector(thresholds: dict | float | None, classes: Sequence[str] = CLASSES_V2) -> np.ndarray:
+    """(C,) thresholds: a fitted dict, one value for every class, or None (keep everything: 0)."""
+    if thresholds is None:
+        return np.zeros(len(classes))
+    if np.isscalar(thresholds):
+        return np.full(len(classes), float(thresholds))
+    per = thresholds.get("classes", {})
+    fallback = float(thresholds.get("global", 0.0))
+    return np.array([float(per.get(name, fallback)) for name in classes])
+
+
+def score_at(games: Sequence, thresholds: dict | float | None, *, tolerance_s: float = DEFAULT_TOLERANCE_S,
+             classes: Sequence[str] = CLASSES_V2) -> dict:
+    """Precision, recall and F1 of the predictions kept by `thresholds`: overall (micro) and per class."""
+    C = len(classes)
+    cls, conf, hit, n_labels = _flat(games, tolerance_s, C)
+    kept = conf >= threshold_vector(thresholds, classes)[cls]
+    tp = np.bincount(cls[kept & hit], minlength=C).astype(float)
+    n_pred = np.bincount(cls[kept], minlength=C).astype(float)
+    p, r, f = _f1(tp, n_pred, n_labels.astype(float))
+    P, R, F = _f1(tp.sum(), n_pred.sum(), float(n_labels.sum()))
+    return {"precision": float(P), "recall": float(R), "f1": float(F), "tolerance_s": float(tolerance_s),
+            "kept": int(kept.sum()), "candidates": int(len(conf)), "labels": int(n_labels.sum()),
+            "per_class": {name: {"precision": float(p[c]), "recall": float(r[c]), "f1": float(f[c]),
+                                 "kept": int(n_pred[c]), "labels": int(n_labels[c])}
+                          for c, name in enumerate(classes)}}
+
+
+def write_thresholds(path: str | os.PathLike, thresholds: dict) -> Path:
+    return atomic_write_text(path, json.dumps(thresholds, indent=2))
+
+
+def read_thresholds(path: str | os.PathLike, classes: Sequence[str] = CLASSES_V2) -> dict:
+    """A thresholds file written by `spotting calibrate` (or `spotting train`), checked."""
+    data = read_json(path)
+    per = data.get("classes")
+    if not isinstance(per, dict) or not all(isinstance(v, (int, float)) for v in per.values()):
+        raise SpottingError(f"{path}: not a thresholds file (expected a 'classes' object of numbers)")
+    unknown = sorted(set(per) - set(classes))
+    if unknown:
+        raise SpottingError(f"{path}: unknown class {', '.join(unknown)}; known labels: {', '.join(classes)}")
+    return data

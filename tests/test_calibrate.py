@@ -1,0 +1,109 @@
+"""Operating points: the matching rule on hand-made cases, fitted thresholds, scoring, the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from spotting_core.cli import main
+from spotting_core.engine.calibrate import (
+    fit_thresholds,
+    match_predictions,
+    read_thresholds,
+    score_at,
+    threshold_vector,
+)
+from spotting_core.errors import SpottingError
+from spotting_core.io.soccernet import CLASSES_V2
+
+
+def cols(rows, conf=False):
+    """rows: (half, position_ms, class_id[, confidence])."""
+    keys = ["half", "position_ms", "class_id"] + (["confidence"] if conf else [])
+    return {k: [r[i] for r in rows] for i, k in enumerate(keys)}
+
+
+def test_a_prediction_takes_the_nearest_free_label_of_its_class_and_half():
+    labels = cols([(1, 10_000, 2), (1, 16_000, 2), (2, 10_000, 2), (1, 10_000, 5)])
+    preds = cols([(1, 12_000, 2, 0.9),     # nearest: 10 s (2 s away), not 16 s (4 s)
+                  (1, 11_000, 2, 0.8),     # 10 s is taken: 16 s is 5 s away -> matched (|d| <= 5 s)
+                  (1, 10_500, 2, 0.7),     # both taken: false positive
+                  (2, 15_001, 2, 0.6),     # 5.001 s from the half-2 label: outside the tolerance
+                  (1, 10_000, 3, 0.95)],   # right time, wrong class
+                 conf=True)
+    assert match_predictions(labels, preds, tolerance_s=5).tolist() == [True, True, False, False, False]
+
+
+def test_greedy_by_confidence_not_by_time():
+    labels = cols([(1, 10_000, 0)])
+    preds = cols([(1, 10_000, 0, 0.2), (1, 13_000, 0, 0.9)], conf=True)
+    # the more confident prediction takes the label even though the other one is exact
+    assert match_predictions(labels, preds, tolerance_s=5).tolist() == [False, True]
+    ties = cols([(1, 14_000, 0, 0.5), (1, 6_000, 0, 0.5)], conf=True)  # equal confidence: earlier first
+    assert match_predictions(labels, ties, tolerance_s=5).tolist() == [False, True]
+    equidistant = cols([(1, 4_000, 1), (1, 8_000, 1)])
+    assert match_predictions(equidistant, cols([(1, 6_000, 1, 0.5), (1, 9_000, 1, 0.4)], conf=True),
+                             tolerance_s=5).tolist() == [True, True]   # 6 s takes the earlier label (4 s)
+
+
+def _game(labels, preds):
+    return ("g", cols(labels), cols(preds, conf=True))
+
+
+def test_fitted_threshold_maximises_f1_and_scores_are_the_counts():
+    # class 0: 3 labels; predictions 0.9 (hit), 0.8 (miss), 0.7 (hit), 0.3 (hit), 0.2 (miss)
+    labels = [(1, t, 0) for t in (10_000, 40_000, 70_000)]
+    preds = [(1, 10_000, 0, 0.9), (1, 25_000, 0, 0.8), (1, 40_000, 0, 0.7), (1, 70_000, 0, 0.3), (1, 90_000, 0, 0.2)]
+    games = [_game(labels, preds)]
+    # F1 at >= 0.9: 1/1, 1/3 -> 0.5; >= 0.7: 2/3, 2/3 -> 0.667; >= 0.3: 3/4, 1 -> 0.857; >= 0.2: 3/5, 1 -> 0.75
+    thr = fit_thresholds(games, tolerance_s=5)
+    assert thr["classes"]["Penalty"] == 0.3 and thr["fitted_classes"] == ["Penalty"]
+    assert thr["classes"]["Goal"] == thr["global"] == 0.3          # no label of Goal: the global threshold
+    s = score_at(games, thr, tolerance_s=5)
+    assert (s["precision"], s["recall"]) == (0.75, 1.0) and s["f1"] == pytest.approx(6 / 7)
+    assert s["kept"] == 4 and s["candidates"] == 5 and s["per_class"]["Penalty"]["kept"] == 4
+    none = score_at(games, None, tolerance_s=5)
+    assert (none["precision"], none["recall"], none["kept"]) == (0.6, 1.0, 5)
+    assert score_at(games, 0.95, tolerance_s=5)["f1"] == 0.0
+
+
+def test_per_class_thresholds_differ_where_classes_differ():
+    labels = [(1, 10_000, 0), (1, 10_000, 1), (1, 50_000, 1)]
+    preds = [(1, 10_000, 0, 0.9), (1, 30_000, 0, 0.6),              # class 0: only 0.9 is right
+             (1, 10_000, 1, 0.3), (1, 50_000, 1, 0.2), (1, 80_000, 1, 0.1)]  # class 1: low but right
+    thr = fit_thresholds([_game(labels, preds)])
+    assert thr["classes"]["Penalty"] == 0.9 and thr["classes"]["Kick-off"] == 0.2
+    v = threshold_vector(thr)
+    assert v.shape == (17,) and v[0] == 0.9 and v[1] == 0.2
+    assert score_at([_game(labels, preds)], thr)["f1"] == 1.0
+
+
+def test_cli_calibrate_then_evaluate_reads_the_file(tmp_path, capsys):
+    for split, conf in (("labels", None), ("preds", 0.8)):
+        game = tmp_path / split / "league" / "2020" / "g1"
+        game.mkdir(parents=True)
+        if conf is None:
+            data = {"annotations": [{"gameTime": "1 - 00:10", "label": "Goal", "position": "10000",
+                                     "visibility": "visible"}]}
+            (game / "Labels-v2.json").write_text(json.dumps(data))
+        else:
+            preds = [{"gameTime": "1 - 00:11", "label": "Goal", "position": "11000", "half": "1", "confidence": "0.8"},
+                     {"gameTime": "1 - 01:00", "label": "Goal", "position": "60000", "half": "1", "confidence": "0.1"}]
+            (game / "results_spotting.json").write_text(json.dumps({"UrlLocal": "", "predictions": preds}))
+    out = tmp_path / "thr.json"
+    assert main(["calibrate", str(tmp_path / "labels"), str(tmp_path / "preds"), "--out", str(out)]) == 0
+    thr = read_thresholds(out)
+    assert thr["classes"]["Goal"] == 0.8 and thr["tolerance_s"] == 5.0
+    assert "f1 1.000" in capsys.readouterr().out
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"classes": {"Gol": 0.5}}))
+    with pytest.raises(SpottingError, match="unknown class Gol"):
+        read_thresholds(bad)
+    assert main(["calibrate", str(tmp_path / "labels"), str(tmp_path / "nothing"), "--out", str(out)]) == 2
+
+
+def test_every_class_gets_a_threshold():
+    thr = fit_thresholds([_game([(1, 1000, 4)], [(1, 1000, 4, 0.5)])])
+    assert set(thr["classes"]) == set(CLASSES_V2) and np.isfinite(list(thr["classes"].values())).all()
