@@ -11,7 +11,7 @@ from spotting_core.engine.games import find_splits, load_games
 from spotting_core.engine.train import evaluate_games
 from spotting_core.io.soccernet import RESULTS_FILE
 from spotting_core.models import load_checkpoint, read_checkpoint
-from spotting_core.synth import demo
+from spotting_core.synth import demo, demo_model
 from spotting_core.synth.benchmark import generate
 
 # The demo checkpoint scores ~0.5 loose Average-mAP on fresh games of its generator; one trained on
@@ -21,38 +21,38 @@ SCORE_FLOOR = 0.3
 
 @pytest.fixture(scope="module")
 def recipe() -> dict:
-    return demo.demo_recipe()
+    return demo_model.demo_recipe()
 
 
 def test_shipped_checkpoint_records_the_current_recipe(recipe):
-    assert demo.DEMO_CHECKPOINT.is_file(), "assets/demo_saliency.pt is missing"
-    ckpt = read_checkpoint(demo.DEMO_CHECKPOINT)
-    assert ckpt["model"] == demo.DEMO_TRAIN["model"]
-    assert ckpt["features"] == {"name": recipe["feature_name"], "dim": demo.DEMO_BENCHMARK["dim"]}
-    assert ckpt["config"]["input_dim"] == demo.DEMO_BENCHMARK["dim"]
+    assert demo_model.DEMO_CHECKPOINT.is_file(), "assets/demo_saliency.pt is missing"
+    ckpt = read_checkpoint(demo_model.DEMO_CHECKPOINT)
+    assert ckpt["model"] == demo_model.DEMO_TRAIN["model"]
+    assert ckpt["features"] == {"name": recipe["feature_name"], "dim": demo_model.DEMO_BENCHMARK["dim"]}
+    assert ckpt["config"]["input_dim"] == demo_model.DEMO_BENCHMARK["dim"]
     assert ckpt["fps"] == ckpt["config"]["fps"] == recipe["fps"]
-    assert demo.checkpoint_recipe(demo.DEMO_CHECKPOINT) == recipe, (
+    assert demo_model.checkpoint_recipe(demo_model.DEMO_CHECKPOINT) == recipe, (
         "assets/demo_saliency.pt was trained on another synth generator or demo benchmark; retrain it with "
         "`python -m spotting_core.synth.demo --train assets/demo_saliency.pt` (assets/README.md)")
-    assert demo.DEMO_CHECKPOINT.stat().st_size < 3 * 2**20
+    assert demo_model.DEMO_CHECKPOINT.stat().st_size < 3 * 2**20
 
 
 def test_shipped_checkpoint_spots_fresh_games_of_the_demo_generator(tmp_path):
     # same seed and dim as the demo benchmark, so the same motifs; these 3 games' timelines and noise are new
-    b = demo.DEMO_BENCHMARK
+    b = demo_model.DEMO_BENCHMARK
     root = generate(tmp_path / "fresh", games=3, seed=b["seed"], half_minutes=b["half_minutes"], dim=b["dim"])
     splits = find_splits(root)
     names = splits["train"] + splits["valid"] + splits["test"]
-    model, _ = load_checkpoint(demo.DEMO_CHECKPOINT)
-    games = load_games(root, names, demo.demo_recipe()["feature_name"])
+    model, _ = load_checkpoint(demo_model.DEMO_CHECKPOINT)
+    games = load_games(root, names, demo_model.demo_recipe()["feature_name"])
     score = evaluate_games(model, games, metrics=("loose",))["loose"]
     assert score > SCORE_FLOOR, f"demo checkpoint: loose Average-mAP {score:.3f} on fresh demo-generator games"
 
 
 def test_generator_fingerprint_follows_the_generator_output(monkeypatch, recipe):
-    assert demo.generator_fingerprint() == recipe["generator"]  # deterministic
-    monkeypatch.setitem(demo.DEMO_BENCHMARK, "seed", demo.DEMO_BENCHMARK["seed"] + 1)
-    assert demo.generator_fingerprint() != recipe["generator"]
+    assert demo_model.generator_fingerprint() == recipe["generator"]  # deterministic
+    monkeypatch.setitem(demo_model.DEMO_BENCHMARK, "seed", demo_model.DEMO_BENCHMARK["seed"] + 1)
+    assert demo_model.generator_fingerprint() != recipe["generator"]
 
 
 def _fake_built(folder: Path, recipe: dict, checkpoint: Path) -> None:

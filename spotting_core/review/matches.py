@@ -113,13 +113,9 @@ def checkpoint_meta(checkpoint: Path) -> dict:
     return {k: v for k, v in ckpt.items() if k != "state_dict"}
 
 
-def open_game_folder(game_dir: str | os.PathLike, checkpoint: str | os.PathLike, *,
-                     progress: Progress | None = None, rebuild: bool = False) -> Match:
-    """A SoccerNet game folder (1_<features>.npy, 2_<features>.npy, maybe Labels-v2.json, videos).
-
-    Spotted by `spot.spot_path` (as `spotting spot`); the results are cached under the cache folder by
-    (features, checkpoint), so reopening is instant.
-    """
+def game_folder_match(game_dir: str | os.PathLike, checkpoint: str | os.PathLike) -> tuple[Match, bool]:
+    """The match a game folder spots into, checked before any spotting (features present and of the
+    checkpoint's dimension, labels readable), and whether its results are already cached."""
     from spotting_core.io.feature_files import feature_names, feature_path
 
     game_dir, checkpoint = Path(game_dir), Path(checkpoint)
@@ -127,8 +123,17 @@ def open_game_folder(game_dir: str | os.PathLike, checkpoint: str | os.PathLike,
         raise SpottingError(f"{game_dir}: not a folder")
     if not feature_names(game_dir):
         raise SpottingError(f"{game_dir}: no feature files (1_<name>.npy and 2_<name>.npy)")
-    trained = checkpoint_meta(checkpoint).get("features", {}).get("name", "")
+    features = checkpoint_meta(checkpoint).get("features", {})
+    trained = features.get("name", "")
     files = [p for p in (feature_path(game_dir, h, trained) for h in (1, 2)) if p.is_file()]
+    for f in files:
+        try:
+            shape = np.load(f, mmap_mode="r", allow_pickle=False).shape
+        except (ValueError, OSError) as e:
+            raise SpottingError(f"{f}: not a readable .npy array ({e})") from None
+        if len(shape) != 2 or shape[1] != features.get("dim", shape[-1]):
+            raise SpottingError(f"{f}: features of shape {shape}, the checkpoint was trained on {trained} "
+                                f"(dim {features.get('dim')})")
     key = _fingerprint(*files, checkpoint, extra=f"{game_dir.resolve()}|{trained}")
     out = cache_path("results", key)
     labels = game_dir / LABELS_FILE
@@ -137,34 +142,51 @@ def open_game_folder(game_dir: str | os.PathLike, checkpoint: str | os.PathLike,
                   source=str(game_dir))
     if match.labels:
         read_labels(match.labels)  # a malformed labels file is reported before any spotting
-    if rebuild or not (out / RESULTS_FILE).is_file():
+    return match, (out / RESULTS_FILE).is_file() and (out / MATCH_FILE).is_file()
+
+
+def open_game_folder(game_dir: str | os.PathLike, checkpoint: str | os.PathLike, *,
+                     progress: Progress | None = None, rebuild: bool = False) -> Match:
+    """A SoccerNet game folder (1_<features>.npy, 2_<features>.npy, maybe Labels-v2.json, videos).
+
+    Spotted by `spot.spot_path` (as `spotting spot`); the results are cached under the cache folder by
+    (features, checkpoint), so reopening is instant.
+    """
+    match, cached = game_folder_match(game_dir, checkpoint)
+    if rebuild or not cached:
         from spotting_core.engine.spot import spot_path
 
-        spot_path(game_dir, checkpoint=checkpoint, out_dir=out, progress=progress)
+        spot_path(game_dir, checkpoint=checkpoint, out_dir=match.folder, progress=progress)
     match.save()
     return match
 
 
-def open_video(video: str | os.PathLike, checkpoint: str | os.PathLike, *, half2_offset_s: float | None = None,
-               progress: Progress | None = None, rebuild: bool = False) -> Match:
-    """A match video: probe it, extract (cached) features, spot; half 2 starts at half2_offset_s if given."""
+def video_match(video: str | os.PathLike, checkpoint: str | os.PathLike, *,
+                half2_offset_s: float | None = None) -> tuple[Match, bool]:
+    """The match a video spots into, checked first (a readable video, a readable checkpoint), and
+    whether its results are already cached."""
     from spotting_core.io.video import probe
 
     video, checkpoint = Path(video), Path(checkpoint)
     probe(video)  # a corrupt or unreadable video fails here with its name
     checkpoint_meta(checkpoint)  # so does a bad checkpoint, before any feature extraction
-    key = _fingerprint(video, checkpoint, extra=f"{half2_offset_s}")
-    out = cache_path("results", key)
-    if rebuild or not (out / RESULTS_FILE).is_file():
-        from spotting_core.engine.spot import spot_path
-
-        spot_path(video, checkpoint=checkpoint, out_dir=out, half_offset_s=half2_offset_s, progress=progress)
-    videos = {"1": str(video)}
-    offsets = {"1": 0.0}
+    out = cache_path("results", _fingerprint(video, checkpoint, extra=f"{half2_offset_s}"))
+    videos, offsets = {"1": str(video)}, {"1": 0.0}
     if half2_offset_s is not None:
         videos["2"], offsets["2"] = str(video), float(half2_offset_s)
     match = Match(folder=str(out), name=video.stem, kind="video", videos=videos, video_offsets=offsets,
                   checkpoint=str(checkpoint), source=str(video))
+    return match, (out / RESULTS_FILE).is_file() and (out / MATCH_FILE).is_file()
+
+
+def open_video(video: str | os.PathLike, checkpoint: str | os.PathLike, *, half2_offset_s: float | None = None,
+               progress: Progress | None = None, rebuild: bool = False) -> Match:
+    """A match video: probe it, extract (cached) features, spot; half 2 starts at half2_offset_s if given."""
+    match, cached = video_match(video, checkpoint, half2_offset_s=half2_offset_s)
+    if rebuild or not cached:
+        from spotting_core.engine.spot import spot_path
+
+        spot_path(video, checkpoint=checkpoint, out_dir=match.folder, half_offset_s=half2_offset_s, progress=progress)
     match.save()
     if progress:
         progress(1.0, "done")

@@ -32,22 +32,22 @@ from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
-
 from spotting_core.errors import SpottingError
 from spotting_core.io.feature_files import feature_path
-from spotting_core.io.soccernet import CLASSES_V2, FPS, HALVES, LABELS_FILE, RESULTS_FILE, atomic_write_text
+from spotting_core.io.soccernet import CLASSES_V2, HALVES, LABELS_FILE, RESULTS_FILE, atomic_write_text
 from spotting_core.io.tables import read_labels
-from spotting_core.runtime import ASSETS, cache_path, cache_root
+from spotting_core.runtime import cache_root
 from spotting_core.synth.broadcast import render_half_video
+from spotting_core.synth.demo_model import (
+    DEMO_BENCHMARK,
+    calibrate_checkpoint,
+    demo_checkpoint,
+    demo_recipe,
+    generate_benchmark,
+    train_demo_checkpoint,
+)
 
 DEMO_VERSION = 2
-# The synthetic benchmark behind the demo: `spotting synth <dir> --games 60 --seed 7 --half-minutes 5`.
-DEMO_BENCHMARK = {"games": 60, "seed": 7, "half_minutes": 5.0, "dim": 512}
-DEMO_CHECKPOINT = ASSETS / "demo_saliency.pt"
-# How the shipped checkpoint was trained: `python -m spotting_core.synth.demo --train assets/demo_saliency.pt`.
-DEMO_TRAIN = {"model": "saliency", "epochs": 60, "eval_every": 5, "patience": 4, "seed": 0,
-              "max_train_s": 240.0, "model_options": {"embed_dim": "128"}}
 
 Progress = Callable[[float, str], None]
 
@@ -66,86 +66,6 @@ def _step(progress: Progress | None, lo: float, hi: float) -> Progress | None:
 # ---------------------------------------------------------------------------------------------
 # The checkpoint
 # ---------------------------------------------------------------------------------------------
-def generate_benchmark(out: Path, *, progress: Progress | None = None) -> Path:
-    from spotting_core.synth.benchmark import generate
-
-    return generate(out, games=DEMO_BENCHMARK["games"], seed=DEMO_BENCHMARK["seed"],
-                    half_minutes=DEMO_BENCHMARK["half_minutes"], dim=DEMO_BENCHMARK["dim"], progress=progress)
-
-
-def generator_fingerprint() -> str:
-    """sha256 of what `synth.generate` writes for a tiny tree with the demo's seed and dim.
-
-    Any change of the generator's output (motifs, signatures, noise, timelines, parameters)
-    changes it; a refactor that writes the same bytes does not. A few hundredths of a second.
-    """
-    from spotting_core.synth.benchmark import feature_name, generate
-
-    h = hashlib.sha256()
-    with tempfile.TemporaryDirectory(prefix="spotting-demo-fp-") as tmp:
-        root = generate(Path(tmp) / "fp", games=3, seed=DEMO_BENCHMARK["seed"], half_minutes=0.5,
-                        dim=DEMO_BENCHMARK["dim"])
-        name = feature_name(DEMO_BENCHMARK["dim"])
-        for f in sorted(root.rglob("*")):
-            if f.is_file() and (f.name == LABELS_FILE or f.name.endswith(f"_{name}.npy")):
-                h.update(f.relative_to(root).as_posix().encode())
-                h.update(np.load(f).tobytes() if f.suffix == ".npy" else f.read_bytes())
-        params = json.loads((root / "synth.json").read_text())["params"]
-    h.update(json.dumps(params, sort_keys=True).encode())
-    return h.hexdigest()
-
-
-def demo_recipe() -> dict:
-    """What the demo data is made of, as the current code makes it: compared with the checkpoint's."""
-    from spotting_core.synth.benchmark import feature_name
-
-    return {"benchmark": dict(DEMO_BENCHMARK), "feature_name": feature_name(DEMO_BENCHMARK["dim"]), "fps": FPS,
-            "generator": generator_fingerprint()}
-
-
-def checkpoint_recipe(path: Path) -> dict | None:
-    """The demo recipe a checkpoint was trained on (None when it records none)."""
-    from spotting_core.models import read_checkpoint
-
-    return read_checkpoint(path).get("extra", {}).get("demo_recipe")
-
-
-def train_demo_checkpoint(bench: Path, out: Path, *, progress: Progress | None = None) -> dict:
-    """Train the demo model on the benchmark, as `spotting train` does (see assets/README.md).
-
-    Returns fit's result (best valid and test Average-mAP, epochs, seconds); the checkpoint records
-    them and the recipe (`demo_recipe()`) in its `extra`.
-    """
-    from spotting_core.engine.train import TrainConfig, fit
-    from spotting_core.synth.benchmark import feature_name
-
-    cfg = TrainConfig(model=DEMO_TRAIN["model"], data=str(bench), features=feature_name(DEMO_BENCHMARK["dim"]),
-                      out=str(out), epochs=DEMO_TRAIN["epochs"], seed=DEMO_TRAIN["seed"],
-                      eval_every=DEMO_TRAIN["eval_every"], patience=DEMO_TRAIN["patience"],
-                      max_train_s=DEMO_TRAIN["max_train_s"], model_options=dict(DEMO_TRAIN["model_options"]))
-    result = fit(cfg, progress=progress)
-    label_checkpoint(out, result=result)
-    return result
-
-
-def label_checkpoint(path: Path, *, result: dict | None = None) -> Path:
-    """Record in the checkpoint what it was trained on (fit records the temporary folder's path)."""
-    import torch
-
-    from spotting_core.models import read_checkpoint
-
-    ckpt = read_checkpoint(path)
-    b = DEMO_BENCHMARK
-    ckpt["extra"]["data"] = (f"synthetic benchmark (spotting synth --games {b['games']} --seed {b['seed']} "
-                             f"--half-minutes {b['half_minutes']:g} --dim {b['dim']}), train split")
-    ckpt["extra"]["demo_recipe"] = demo_recipe()
-    if result is not None:
-        ckpt["extra"]["fit"] = {"best_epoch": result["best_epoch"], "epochs": result["epochs"],
-                                "train_s": round(float(result["train_s"]), 1),
-                                "valid_a_mAP_loose": float(result["best_valid_a_mAP_loose"]),
-                                **{f"test_a_mAP_{k}": float(v) for k, v in result.get("test", {}).items()}}
-    torch.save(ckpt, path)
-    return path
 
 
 # ---------------------------------------------------------------------------------------------
@@ -167,17 +87,6 @@ def _is_built(folder: Path) -> bool:
     checkpoint = Path(info.get("checkpoint") or "")
     return (info.get("version") == DEMO_VERSION and info.get("recipe") == demo_recipe()
             and checkpoint.is_file() and info.get("checkpoint_sha256") == _sha256(checkpoint))
-
-
-def demo_checkpoint(recipe: dict, bench: Path, progress: Progress | None = None) -> Path:
-    """The shipped checkpoint when it was trained on this recipe, else one trained here (cached per recipe)."""
-    if DEMO_CHECKPOINT.is_file() and checkpoint_recipe(DEMO_CHECKPOINT) == recipe:
-        return DEMO_CHECKPOINT
-    cached = cache_path("checkpoints") / f"demo_saliency-{recipe['generator'][:12]}.pt"
-    if not (cached.is_file() and checkpoint_recipe(cached) == recipe):
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        train_demo_checkpoint(bench, cached, progress=progress)
-    return cached
 
 
 def _progress_file(folder: Path) -> Path:
@@ -297,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
 
     p = argparse.ArgumentParser(prog="python -m spotting_core.synth.demo", description=main.__doc__)
     p.add_argument("--train", metavar="OUT", help="train the demo checkpoint on the demo benchmark into OUT")
+    p.add_argument("--calibrate", metavar="CKPT", help="record the operating points of CKPT (demo benchmark's valid games)")
     p.add_argument("--rebuild", action="store_true", help="rebuild the cached demo match")
     args = p.parse_args(argv)
     try:
@@ -306,6 +216,10 @@ def main(argv: list[str] | None = None) -> int:
                 result = train_demo_checkpoint(bench, Path(args.train))
             fit_info = {k: v for k, v in result.items() if k not in ("history",)}
             print(json.dumps(fit_info))
+        elif args.calibrate:
+            with tempfile.TemporaryDirectory(prefix="spotting-demo-bench-") as tmp:
+                thresholds = calibrate_checkpoint(Path(args.calibrate), generate_benchmark(Path(tmp) / "bench"))
+            print(json.dumps(thresholds))
         else:
             print(ensure_demo(rebuild=args.rebuild))
     except SpottingError as e:

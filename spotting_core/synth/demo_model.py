@@ -1,0 +1,144 @@
+"""The demo's model: the synthetic benchmark it was trained on, its recipe guard, training and calibration.
+
+    demo_checkpoint(recipe, bench)   the shipped `assets/demo_saliency.pt` when it fits the current
+                                     generator, else one trained here (cached per recipe)
+    calibrate_checkpoint(path, bench) record its operating points (per-class thresholds fitted on the
+                                     benchmark's valid games, engine/calibrate.py) in its `extra`
+
+`python -m spotting_core.synth.demo --train OUT` rebuilds the shipped checkpoint, `--calibrate CKPT`
+records the thresholds of an existing one (assets/README.md).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from spotting_core.io.soccernet import FPS, LABELS_FILE
+from spotting_core.runtime import ASSETS, cache_path
+
+Progress = Callable[[float, str], None]
+
+
+# The synthetic benchmark behind the demo: `spotting synth <dir> --games 60 --seed 7 --half-minutes 5`.
+DEMO_BENCHMARK = {"games": 60, "seed": 7, "half_minutes": 5.0, "dim": 512}
+DEMO_CHECKPOINT = ASSETS / "demo_saliency.pt"
+# How the shipped checkpoint was trained: `python -m spotting_core.synth.demo --train assets/demo_saliency.pt`.
+DEMO_TRAIN = {"model": "saliency", "epochs": 60, "eval_every": 5, "patience": 4, "seed": 0,
+              "max_train_s": 240.0, "model_options": {"embed_dim": "128"}}
+
+
+def generate_benchmark(out: Path, *, progress: Progress | None = None) -> Path:
+    from spotting_core.synth.benchmark import generate
+
+    return generate(out, games=DEMO_BENCHMARK["games"], seed=DEMO_BENCHMARK["seed"],
+                    half_minutes=DEMO_BENCHMARK["half_minutes"], dim=DEMO_BENCHMARK["dim"], progress=progress)
+
+
+def generator_fingerprint() -> str:
+    """sha256 of what `synth.generate` writes for a tiny tree with the demo's seed and dim.
+
+    Any change of the generator's output (motifs, signatures, noise, timelines, parameters)
+    changes it; a refactor that writes the same bytes does not. A few hundredths of a second.
+    """
+    from spotting_core.synth.benchmark import feature_name, generate
+
+    h = hashlib.sha256()
+    with tempfile.TemporaryDirectory(prefix="spotting-demo-fp-") as tmp:
+        root = generate(Path(tmp) / "fp", games=3, seed=DEMO_BENCHMARK["seed"], half_minutes=0.5,
+                        dim=DEMO_BENCHMARK["dim"])
+        name = feature_name(DEMO_BENCHMARK["dim"])
+        for f in sorted(root.rglob("*")):
+            if f.is_file() and (f.name == LABELS_FILE or f.name.endswith(f"_{name}.npy")):
+                h.update(f.relative_to(root).as_posix().encode())
+                h.update(np.load(f).tobytes() if f.suffix == ".npy" else f.read_bytes())
+        params = json.loads((root / "synth.json").read_text())["params"]
+    h.update(json.dumps(params, sort_keys=True).encode())
+    return h.hexdigest()
+
+
+def demo_recipe() -> dict:
+    """What the demo data is made of, as the current code makes it: compared with the checkpoint's."""
+    from spotting_core.synth.benchmark import feature_name
+
+    return {"benchmark": dict(DEMO_BENCHMARK), "feature_name": feature_name(DEMO_BENCHMARK["dim"]), "fps": FPS,
+            "generator": generator_fingerprint()}
+
+
+def checkpoint_recipe(path: Path) -> dict | None:
+    """The demo recipe a checkpoint was trained on (None when it records none)."""
+    from spotting_core.models import read_checkpoint
+
+    return read_checkpoint(path).get("extra", {}).get("demo_recipe")
+
+
+def train_demo_checkpoint(bench: Path, out: Path, *, progress: Progress | None = None) -> dict:
+    """Train the demo model on the benchmark, as `spotting train` does (see assets/README.md).
+
+    Returns fit's result (best valid and test Average-mAP, epochs, seconds); the checkpoint records
+    them and the recipe (`demo_recipe()`) in its `extra`.
+    """
+    from spotting_core.engine.train import TrainConfig, fit
+    from spotting_core.synth.benchmark import feature_name
+
+    cfg = TrainConfig(model=DEMO_TRAIN["model"], data=str(bench), features=feature_name(DEMO_BENCHMARK["dim"]),
+                      out=str(out), epochs=DEMO_TRAIN["epochs"], seed=DEMO_TRAIN["seed"],
+                      eval_every=DEMO_TRAIN["eval_every"], patience=DEMO_TRAIN["patience"],
+                      max_train_s=DEMO_TRAIN["max_train_s"], model_options=dict(DEMO_TRAIN["model_options"]))
+    result = fit(cfg, progress=progress)
+    label_checkpoint(out, result=result)
+    return result
+
+
+def label_checkpoint(path: Path, *, result: dict | None = None) -> Path:
+    """Record in the checkpoint what it was trained on (fit records the temporary folder's path)."""
+    import torch
+
+    from spotting_core.models import read_checkpoint
+
+    ckpt = read_checkpoint(path)
+    b = DEMO_BENCHMARK
+    ckpt["extra"]["data"] = (f"synthetic benchmark (spotting synth --games {b['games']} --seed {b['seed']} "
+                             f"--half-minutes {b['half_minutes']:g} --dim {b['dim']}), train split")
+    ckpt["extra"]["demo_recipe"] = demo_recipe()
+    if result is not None:
+        ckpt["extra"]["fit"] = {"best_epoch": result["best_epoch"], "epochs": result["epochs"],
+                                "train_s": round(float(result["train_s"]), 1),
+                                "valid_a_mAP_loose": float(result["best_valid_a_mAP_loose"]),
+                                **{f"test_a_mAP_{k}": float(v) for k, v in result.get("test", {}).items()}}
+    torch.save(ckpt, path)
+    return path
+
+
+def demo_checkpoint(recipe: dict, bench: Path, progress: Progress | None = None) -> Path:
+    """The shipped checkpoint when it was trained on this recipe, else one trained here (cached per recipe)."""
+    if DEMO_CHECKPOINT.is_file() and checkpoint_recipe(DEMO_CHECKPOINT) == recipe:
+        return DEMO_CHECKPOINT
+    cached = cache_path("checkpoints") / f"demo_saliency-{recipe['generator'][:12]}.pt"
+    if not (cached.is_file() and checkpoint_recipe(cached) == recipe):
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        train_demo_checkpoint(bench, cached, progress=progress)
+    return cached
+
+
+def calibrate_checkpoint(path: Path, bench: Path, *, progress: Progress | None = None) -> dict:
+    """Fit the checkpoint's operating points on the benchmark's valid games and store them in its `extra`."""
+    import torch
+
+    from spotting_core.engine.games import find_splits, load_games
+    from spotting_core.engine.train import evaluate_games
+    from spotting_core.models import load_checkpoint, read_checkpoint
+    from spotting_core.synth.benchmark import feature_name
+
+    model, _ = load_checkpoint(path)
+    games = load_games(bench, find_splits(bench)["valid"], feature_name(DEMO_BENCHMARK["dim"]))
+    thresholds = evaluate_games(model, games, metrics=("loose",), thresholds=True, progress=progress)["thresholds"]
+    ckpt = read_checkpoint(path)
+    ckpt["extra"]["thresholds"] = thresholds
+    torch.save(ckpt, path)
+    return thresholds
