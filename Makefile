@@ -5,6 +5,8 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PORT   ?= 8501
+# beyond loopback (ADDRESS=0.0.0.0) the app starts only with a login: README, "Running it for a team"
+ADDRESS ?= 127.0.0.1
 
 .PHONY: venv run test lint bench chromium clean bench-soccernet-features
 
@@ -18,7 +20,7 @@ $(STAMP): requirements.txt pyproject.toml
 venv: $(STAMP)
 
 run: venv
-	$(PY) -m streamlit run app.py --server.address 127.0.0.1 --server.port $(PORT) --server.headless true
+	$(PY) -m streamlit run app.py --server.address $(ADDRESS) --server.port $(PORT) --server.headless true
 
 # Debian chromium for the one real-browser test; skipped (not failed) where apt is unavailable.
 chromium:

@@ -46,7 +46,14 @@ def real_data(tolerance: float) -> dict | None:
 
 def demo(tolerance: float) -> dict:
     from spotting_core.engine.calibrate import match_predictions, threshold_vector
-    from spotting_core.io.soccernet import CLASSES_V2, LABELS_FILE, RESULTS_FILE, label_arrays, read_json, result_arrays
+    from spotting_core.io.soccernet import (
+        CLASSES_V2,
+        LABELS_FILE,
+        RESULTS_FILE,
+        label_arrays,
+        read_json,
+        result_arrays,
+    )
     from spotting_core.models import read_checkpoint
     from spotting_core.synth.demo import ensure_demo
 

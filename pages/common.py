@@ -5,6 +5,7 @@ Not a page itself (app.py registers the pages explicitly with st.navigation).
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import asdict
 from pathlib import Path
@@ -54,6 +55,25 @@ _KEYS_JS = """
 })();
 </script>
 """
+
+
+# ---------------------------------------------------------------------------------------------
+# Errors: caught in one place, shown as one line
+# ---------------------------------------------------------------------------------------------
+def guarded(run) -> None:
+    """Run the sidebar or a page; a user error shows its one line, a bug one line too (traceback to the log).
+
+    Streamlit's own control flow (st.stop, st.rerun, st.switch_page) is not an Exception and passes.
+    """
+    try:
+        run()
+    except SpottingError as e:
+        st.error(str(e), icon=":material/error:")
+    except Exception as e:
+        logging.getLogger("spotting.app").exception("error while drawing the page")
+        first = (str(e).splitlines() or [""])[0][:200]
+        st.error(f"Something went wrong ({type(e).__name__}: {first}); the details are in the server log.",
+                 icon=":material/error:")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -216,8 +236,11 @@ def reopen(match_id: str) -> None:
 
 
 def sidebar() -> None:
+    from pages.jobs_panel import follow_jobs
+
     keyboard_shortcuts()
     with st.sidebar:
+        follow_jobs()  # a spotting job this browser started and that has finished opens its match
         if "match" not in st.session_state and st.query_params.get("match"):
             reopen(st.query_params["match"])
         if "match" not in st.session_state and os.environ.get("SPOTTING_AUTOLOAD_DEMO", "1") != "0" \

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import streamlit as st
 
 from pages.common import current_match, open_demo, reviewed_events, set_match
+from pages.jobs_panel import jobs_panel, submit
 from pages.support.catalog import list_checkpoints
-from pages.support.server import CHECKPOINT_SUFFIXES, confine, max_upload_mb, media_root
+from pages.support.server import CHECKPOINT_SUFFIXES, confine, max_upload_mb, media_root, store_upload
 from spotting_core.errors import SpottingError
-from spotting_core.io.video import VIDEO_SUFFIXES
-from spotting_core.review.matches import open_game_folder, open_results_folder, open_video
+from spotting_core.io.video import VIDEO_SUFFIXES, probe
+from spotting_core.review.matches import game_folder_match, open_results_folder, video_match
 from spotting_core.runtime import cache_root
 
 st.header("Match")
@@ -26,11 +26,6 @@ if match is not None:
         st.caption("This is the synthetic demo: a generated video with a clock and the events written on screen, "
                    "synthetic features and labels, and a small model trained on the synthetic benchmark. "
                    "A real match opens through the same pages.")
-
-
-def _progress(text: str):
-    bar = st.progress(0.0, text=text)
-    return bar, (lambda f, t: bar.progress(min(1.0, max(0.0, float(f))), text=t))
 
 
 def _checkpoint_picker(key: str) -> Path | None:
@@ -78,10 +73,13 @@ with tab_game:
             folder = confine(game, kind="dir")
             if game_ckpt is None:
                 raise SpottingError("pick a checkpoint first")
-            bar, progress = _progress("Spotting")
-            set_match(open_game_folder(folder, game_ckpt, progress=progress, rebuild=rebuild))
-            bar.empty()
-            st.rerun()
+            planned, cached = game_folder_match(folder, game_ckpt)   # checked now: one line if anything is wrong
+            if cached and not rebuild:
+                set_match(open_results_folder(planned.folder))
+                st.rerun()
+            submit("spot_game", {"game_dir": str(folder), "checkpoint": str(game_ckpt), "rebuild": bool(rebuild)},
+                   opens_match=True)
+            st.toast("Spotting in the background: the match opens when the job is done.", icon=":material/schedule:")
         except SpottingError as e:
             st.error(str(e))
 
@@ -114,11 +112,18 @@ with tab_video:
             if up is not None:
                 if up.size > max_upload_mb() * 1e6:
                     raise SpottingError(f"{up.name}: {up.size / 1e6:.0f} MB is over the {max_upload_mb()} MB upload limit")
-                digest = hashlib.sha1(up.getbuffer()[: 1 << 20]).hexdigest()[:12]
-                video_path = cache_root() / "uploads" / f"{digest}_{Path(up.name).name}"
-                if not video_path.is_file():
-                    video_path.parent.mkdir(parents=True, exist_ok=True)
-                    video_path.write_bytes(up.getbuffer())
+                stored = st.session_state.setdefault("video_uploads", {})  # file id -> (path, problem)
+                if up.file_id not in stored:  # written once per upload, under a random name, and probed
+                    path, problem = store_upload(up.getbuffer(), up.name), ""
+                    try:
+                        probe(path)
+                    except SpottingError as e:
+                        problem = str(e).replace(str(path), up.name)
+                        path.unlink(missing_ok=True)
+                    stored[up.file_id] = (str(path), problem)
+                if stored[up.file_id][1]:
+                    raise SpottingError(stored[up.file_id][1])
+                video_path = Path(stored[up.file_id][0])
         offset = st.number_input("Second half starts at (seconds into the file; 0 = the file is one half)",
                                  min_value=0.0, value=0.0, step=60.0, key="video_half2")
         ckpt = _checkpoint_picker("video")
@@ -129,11 +134,18 @@ with tab_video:
         try:
             if ckpt is None:
                 raise SpottingError("pick a checkpoint first")
-            bar, progress = _progress("Extracting features and spotting")
-            set_match(open_video(video_path, ckpt, half2_offset_s=offset or None, progress=progress))
-            bar.empty()
-            st.rerun()
+            planned, cached = video_match(video_path, ckpt, half2_offset_s=float(offset) if offset else None)
+            if cached:
+                set_match(open_results_folder(planned.folder))
+                st.rerun()
+            submit("spot_video", {"video": str(video_path), "checkpoint": str(ckpt),
+                                  "half2_offset_s": float(offset) if offset else None}, opens_match=True)
+            st.toast("Extracting features and spotting in the background: the match opens when the job is done. "
+                     "You can leave this page.", icon=":material/schedule:")
         except SpottingError as e:
             st.error(str(e))
+
+st.subheader("Jobs")
+jobs_panel()
 
 st.caption(f"Paths are confined to the media root `{media_root()}`.")

@@ -7,6 +7,7 @@ import json
 import streamlit as st
 
 from pages.common import default_threshold, player, replay, require_match, reviewed_events, seek_to, store
+from pages.support.access import current_editor
 from spotting_core.errors import SpottingError
 from spotting_core.io.soccernet import CLASSES_V2
 from spotting_core.review.store import STATUSES
@@ -14,6 +15,7 @@ from spotting_core.review.store import STATUSES
 match = require_match()
 st.header("Review")
 mid = match.match_id
+editor = current_editor()  # recorded with every decision (None where nobody is asked who they are)
 events = reviewed_events(match)
 if events.empty:
     st.info("This match has no events to review. Add missed events below.")
@@ -64,7 +66,7 @@ def _decide(action: str, *args) -> None:
         return
     eid = int(view.iloc[i]["event_id"])
     try:
-        getattr(store(), action)(mid, eid, *args)
+        getattr(store(), action)(mid, eid, *args, editor=editor)
     except SpottingError as e:
         st.session_state["rv_error"] = str(e)
         return
@@ -76,15 +78,20 @@ def _decide(action: str, *args) -> None:
 
 
 def _undo() -> None:
-    done = store().undo(mid)
+    done = store().undo(mid, editor=editor)  # only ever this editor's own decisions
     if done is None:
-        st.session_state["rv_error"] = "Nothing to undo."
+        live = store().history(mid).query("undone == 0")
+        other = live.iloc[-1]["editor"] if not live.empty else None
+        st.session_state["rv_error"] = "Nothing to undo." if live.empty else (
+            f"Nothing of yours to undo: the latest decision is {other or 'an unnamed editor'}'s, and undo "
+            "only undoes your own (decide the event again to change it).")
         return
     ev = store().events(mid)
     row = ev[ev["event_id"] == done["event_id"]]
     if not row.empty:
         seek_to(int(row.iloc[0]["half"]), row.iloc[0]["position_ms"] / 1000.0, event_id=int(done["event_id"]))
-    st.session_state["rv_info"] = f"Undid {done['action']} of event {done['event_id']}."
+    st.session_state["rv_info"] = f"Undid {done['action']} of event {done['event_id']}." + (
+        f" {', '.join(done['later'])} decided on it since: that stands." if done["later"] else "")
 
 
 def _relabel() -> None:
@@ -99,7 +106,7 @@ def _add() -> None:
     try:
         eid = store().add(mid, half=int(st.session_state["rv_add_half"]),
                           position_ms=int(round(float(st.session_state["rv_add_time"]) * 1000)),
-                          label=st.session_state["rv_add_label"])
+                          label=st.session_state["rv_add_label"], editor=editor)
         st.session_state["rv_info"] = f"Added event {eid}."
         seek_to(int(st.session_state["rv_add_half"]), float(st.session_state["rv_add_time"]), event_id=eid)
     except SpottingError as e:
@@ -121,7 +128,7 @@ with left:
         relabelled = "" if ev["label"] == ev["original_label"] else f" (was {ev['original_label']})"
         st.subheader(f"{idx + 1}/{len(view)} · {ev['label']}{relabelled} · {ev['game_time']}{moved}")
         st.caption(f"confidence {ev['confidence']:.2f} · status **{ev['status']}** · {ev['source']} event "
-                   f"· id {ev['event_id']}")
+                   f"· id {ev['event_id']}" + (f" · decided by **{ev['decided_by']}**" if ev["decided_by"] else ""))
         player(match, int(ev["half"]), key="rv_player")
         row1 = st.columns(4)
         row1[0].button("Previous", key="rv_prev", on_click=_step, args=(-1,), shortcut="P", icon=":material/skip_previous:")
@@ -144,7 +151,7 @@ with left:
 
 with right:
     st.markdown(f"**Events** ({len(view)} shown of {len(events)})")
-    table = view[["game_time", "label", "confidence", "status"]]
+    table = view[["game_time", "label", "confidence", "status", "decided_by"]]
     picked = st.dataframe(table, key="rv_table", on_select="rerun", selection_mode="single-row", hide_index=True,
                           height=360, column_config={"confidence": st.column_config.ProgressColumn(
                               "confidence", min_value=0.0, max_value=1.0, format="%.2f")})

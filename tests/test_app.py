@@ -273,6 +273,21 @@ def test_match_page_error_paths(env, tmp_path):
     assert at.session_state["match"]["kind"] == "demo"  # nothing replaced the open match
 
 
+def _wait_for_jobs(at: AppTest, timeout: float = 120.0) -> None:
+    """Wait until this session's jobs are finished, then rerun the page (a done job opens its match)."""
+    import time
+
+    from spotting_core.review.jobs import JobQueue
+
+    queue, ids = JobQueue(), [int(i) for i in at.session_state["my_jobs"]]
+    deadline = time.time() + timeout
+    while time.time() < deadline and any(queue.get(i)["state"] in ("queued", "running") for i in ids):
+        time.sleep(0.2)
+    assert all(queue.get(i)["state"] == "done" for i in ids), [queue.get(i) for i in ids]
+    at.run()
+    assert not at.exception, at.exception
+
+
 def test_game_folder_spots_once_then_reopens_from_cache(env):
     game = env["media"] / "good_game"
     game.mkdir(exist_ok=True)
@@ -283,6 +298,7 @@ def test_game_folder_spots_once_then_reopens_from_cache(env):
     at.text_input(key="game_dir").set_value("good_game").run()
     at.button(key="open_game").click().run()
     assert not at.exception and not at.error, _texts(at, "error")
+    _wait_for_jobs(at)                               # spotted in the worker process, then opened here
     match = Match(**at.session_state["match"])
     assert match.kind == "game" and match.labels
     results = Path(match.folder) / "results_spotting.json"
@@ -319,7 +335,7 @@ def test_demo_video_features_and_labels_are_aligned(env):
     from spotting_core.io.tables import read_labels
     from spotting_core.io.video import probe
     from spotting_core.synth.broadcast import VIDEO_FPS
-    from spotting_core.synth.demo import DEMO_BENCHMARK
+    from spotting_core.synth.demo_model import DEMO_BENCHMARK
 
     demo = env["demo"]
     seconds = DEMO_BENCHMARK["half_minutes"] * 60
@@ -337,12 +353,54 @@ def test_demo_video_features_and_labels_are_aligned(env):
 
 
 def test_upload_is_stored_in_the_cache_and_a_bad_one_is_reported(env):
+    import re
+
+    uploads = env["cache"] / "uploads"
     at = _app("pages/match.py")
     at.radio(key="video_source").set_value("Upload").run()
+    video = (env["demo"] / "1_demo.mp4").read_bytes()
+    at.file_uploader(key="video_upload").upload("My match (final).mp4", video, "video/mp4").run()
+    assert not at.exception and not at.error, _texts(at, "error")
+    stored = list(uploads.iterdir())  # a random name: only the sanitised suffix of the user's name is kept
+    assert len(stored) == 1 and re.fullmatch(r"[0-9a-f]{32}\.mp4", stored[0].name), stored
+    assert stored[0].read_bytes() == video
+    at.run()
+    assert list(uploads.iterdir()) == stored  # written once, not on every rerun
     at.file_uploader(key="video_upload").upload("broken.mp4", b"not a video at all" * 100, "video/mp4").run()
     assert not at.exception
-    stored = list((env["cache"] / "uploads").glob("*_broken.mp4"))
-    assert len(stored) == 1
-    at.button(key="open_video").click().run()
+    assert "broken.mp4" in _texts(at, "error")  # reported under the user's name, right away
+    assert list(uploads.iterdir()) == stored  # and not kept
+    assert at.button(key="open_video").proto.disabled  # nothing to spot
+    at.run()
     assert "broken.mp4" in _texts(at, "error")
     assert not at.exception
+
+
+def test_a_spotting_job_outlives_page_changes_and_a_refresh(env):
+    """Spotting runs in the worker: the session moves to another page, the job ends, the match opens;
+    a refreshed tab (a new session with the job in its URL) opens it too."""
+    from spotting_core.review.jobs import JobQueue
+
+    game = env["media"] / "job_game"
+    game.mkdir(exist_ok=True)
+    for h in (1, 2):
+        x = np.load(env["demo"] / f"{h}_synth512.npy")
+        np.save(game / f"{h}_synth512.npy", x[::-1].copy())     # new content: not in the results cache
+    at = _app("pages/match.py")
+    at.text_input(key="game_dir").set_value("job_game").run()
+    at.button(key="open_game").click().run()
+    assert not at.exception and not at.error, _texts(at, "error")
+    (job_id,) = [int(i) for i in at.session_state["my_jobs"]]
+    assert at.query_params["job"] == [str(job_id)] or at.query_params["job"] == str(job_id)
+    at.switch_page("pages/review.py").run()                       # away from the Match page
+    assert not at.exception
+    refreshed = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    refreshed.query_params["job"] = str(job_id)
+    _wait_for_jobs(at)
+    at.switch_page("pages/match.py").run()                        # back: the finished job opens its match
+    assert not at.exception
+    assert Match(**at.session_state["match"]).kind == "game"
+    refreshed.run()
+    assert not refreshed.exception
+    assert Match(**refreshed.session_state["match"]).source == str(game)
+    assert JobQueue().get(job_id)["state"] == "done"

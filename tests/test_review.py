@@ -149,3 +149,53 @@ def test_matches_are_kept_apart(store):
     table = store.matches().set_index("match_id")
     assert table.loc["m2", "events"] == 2 and table.loc["m2", "decisions"] == 1
     assert table.loc["m2", "meta"] == {"name": "second"}
+
+
+def test_each_decision_records_its_editor_and_undo_only_takes_back_ones_own(store):
+    store.accept("m1", 0, editor="alice")
+    store.nudge("m1", 0, 500, editor="alice")
+    store.reject("m1", 0, editor="bob")
+    new = store.add("m1", half=1, position_ms=5_000, label="Penalty", editor="bob")
+    assert list(store.history("m1")["editor"]) == ["alice", "alice", "bob", "bob"]
+    assert store.event("m1", 0)["decided_by"] == "bob" and store.event("m1", new)["decided_by"] == "bob"
+    assert store.undo("m1", editor="carol") is None and store.undo("m1") is None  # nothing of theirs
+    done = store.undo("m1", editor="alice")  # her retime, though bob decided on the event since
+    assert (done["action"], done["editor"], done["later"]) == ("retime", "alice", ["bob"])
+    ev = store.event("m1", 0)
+    assert (ev["position_ms"], ev["status"], ev["decided_by"]) == (10_000, "rejected", "bob")
+    assert store.undo("m1", editor="bob")["action"] == "add"  # bob's latest, not alice's accept
+    assert new not in set(store.events("m1")["event_id"])
+
+
+def test_the_editor_goes_into_the_csv_and_labels_exports(store):
+    store.accept("m1", 0, editor="alice")
+    store.accept("m1", 1, editor="bob@example.org")
+    store.accept("m1", 2)  # no editor known: nothing is made up
+    store.add("m1", half=1, position_ms=10_000, label="Foul", editor="carol")  # same time as event 0
+    rows = list(csv.DictReader(io.StringIO(store.csv_text("m1"))))
+    assert [(r["label"], r["decided_by"]) for r in rows] == [
+        ("Corner", "alice"), ("Foul", "carol"), ("Goal", "bob@example.org"), ("Foul", "")]
+    anns = store.labels_dict("m1")["annotations"]
+    assert [(a["label"], a.get("reviewedBy")) for a in anns] == [
+        ("Corner", "alice"), ("Foul", "carol"), ("Goal", "bob@example.org"), ("Foul", None)]
+    assert len(labels_from_dict(store.labels_dict("m1"))) == 4  # the official reader still reads it
+
+
+def test_a_store_from_before_editors_opens_and_keeps_its_decisions(tmp_path):
+    path = tmp_path / "old.sqlite"
+    with sqlite3.connect(path) as db:
+        db.executescript("""
+            CREATE TABLE events (match_id TEXT NOT NULL, event_id INTEGER NOT NULL, half INTEGER NOT NULL,
+                position_ms INTEGER NOT NULL, label TEXT NOT NULL, confidence REAL NOT NULL, source TEXT NOT NULL,
+                PRIMARY KEY (match_id, event_id));
+            CREATE TABLE decisions (id INTEGER PRIMARY KEY AUTOINCREMENT, match_id TEXT NOT NULL,
+                event_id INTEGER NOT NULL, action TEXT NOT NULL, value TEXT, created REAL NOT NULL,
+                undone INTEGER NOT NULL DEFAULT 0);
+            INSERT INTO events VALUES ('m1', 0, 1, 1000, 'Goal', 0.9, 'model');
+            INSERT INTO decisions (match_id, event_id, action, value, created) VALUES ('m1', 0, 'accept', NULL, 1.0);
+        """)
+    store = ReviewStore(path)
+    assert store.event("m1", 0)["status"] == "accepted" and store.event("m1", 0)["decided_by"] == ""
+    store.reject("m1", 0, editor="alice")
+    assert list(store.history("m1")["editor"].fillna("-")) == ["-", "alice"]
+    assert store.undo("m1")["action"] == "accept"  # the old, unnamed decision is the unnamed editor's

@@ -3,20 +3,27 @@
     media_root()                 $SPOTTING_MEDIA_ROOT or the working directory: the only folder users open by path
     confine(text, kind="file")   a user-typed path, refused if it leaves the media root
     media_routes(), media_url()  /media-files/root and /media-files/cache over HTTP (Range requests)
+    servable(rel, folders)       what those routes serve: media files only (SERVED_SUFFIXES, CACHE_MEDIA_FOLDERS)
+    store_upload(data, name)     an upload under <cache>/uploads with a random name (only its suffix is kept)
     list_under(root, suffixes)   files for pickers
 
+The routes serve video, audio, captions and images, never dotfiles or dot-folders, and from the cache
+only its demo, uploads, reels and thumbnails folders: everything else (the review store, checkpoints,
+features, JSON, source) is a 404. Who may ask is pages/support/access.py's `media_access`.
 App-only (no streamlit import, nothing in spotting_core imports it).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
-from pathlib import Path
+import secrets
+from collections.abc import Callable, Sequence
+from pathlib import Path, PurePosixPath
 from urllib.parse import quote
 
 from spotting_core.errors import SpottingError
-from spotting_core.runtime import cache_root
+from spotting_core.io.video import VIDEO_SUFFIXES
+from spotting_core.runtime import cache_path, cache_root
 
 ENV_MEDIA_ROOT = "SPOTTING_MEDIA_ROOT"
 
@@ -28,6 +35,20 @@ MEDIA_PREFIX = "/media-files"
 
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt", ".tar")
+
+
+# What the media routes serve: the pages play videos (matches, reels) with captions, show images.
+MEDIA_SUFFIXES = {
+    "video": VIDEO_SUFFIXES,
+    "audio": (".mp3", ".m4a", ".aac", ".wav", ".ogg", ".oga", ".opus", ".flac"),
+    "captions": (".vtt", ".srt"),
+    "thumbnails": (".jpg", ".jpeg", ".png", ".webp", ".gif"),
+}
+SERVED_SUFFIXES = tuple(s for group in MEDIA_SUFFIXES.values() for s in group)
+
+
+UPLOADS = "uploads"
+CACHE_MEDIA_FOLDERS = ("demo", UPLOADS, "reels", "thumbnails")  # the cache's folders that hold media
 
 
 def media_root() -> Path:
@@ -84,22 +105,85 @@ def list_under(root: Path, suffixes: Sequence[str], *, limit: int = 500, max_dep
     return found
 
 
+def servable(rel: str | os.PathLike, folders: Sequence[str] | None = None) -> bool:
+    """Whether the media routes serve this path (relative to its mount): a media suffix, no dot part,
+    and, for the cache (`folders`), inside one of its media folders."""
+    parts = PurePosixPath(Path(rel).as_posix()).parts
+    if not parts or any(p.startswith(".") or p == "__pycache__" for p in parts):
+        return False
+    if folders is not None and (len(parts) < 2 or parts[0] not in folders):
+        return False
+    return parts[-1].lower().endswith(SERVED_SUFFIXES)
+
+
+def store_upload(data, name: str, *, suffixes: Sequence[str] = VIDEO_SUFFIXES) -> Path:
+    """Write uploaded bytes to <cache>/uploads/<random>.<suffix>: the user's file name is never a path
+    component, only its suffix is kept, and only one of `suffixes`."""
+    suffix = Path(str(name).replace("\\", "/")).suffix.lower()
+    if suffix not in suffixes:
+        raise SpottingError(f"{name}: not an accepted file type ({', '.join(suffixes)})")
+    path = cache_path(UPLOADS) / f"{secrets.token_hex(16)}{suffix}"
+    part = path.with_name(f".{path.name}.part")
+    try:
+        with open(part, "wb") as f:
+            f.write(data)
+        os.replace(part, path)
+    except OSError as e:
+        part.unlink(missing_ok=True)
+        raise SpottingError(f"{name}: cannot store the upload under {path.parent} ({e.strerror})") from None
+    return path
+
+
+class MediaFiles:
+    """StaticFiles behind two checks: who asks (`allow(scope)`: None, or a refusal's status and text)
+    and what (`servable`, on the path as asked and on where it really leads). Range requests: 206."""
+
+    def __init__(self, directory: Path, *, folders: Sequence[str] | None,
+                 allow: Callable[[dict], tuple[int, str] | None]):
+        from starlette.staticfiles import StaticFiles
+
+        self.root, self.folders, self.allow = Path(directory), folders, allow
+        self.files = StaticFiles(directory=str(directory), check_dir=False)  # follow_symlink=False
+
+    def _servable(self, rel: str) -> bool:
+        if not servable(rel, self.folders):
+            return False
+        real = (self.root / rel).resolve()  # a link may lead elsewhere: the target must pass too
+        root = self.root.resolve()
+        return root in real.parents and servable(real.relative_to(root), self.folders)
+
+    async def __call__(self, scope, receive, send) -> None:
+        from starlette.responses import PlainTextResponse
+
+        if scope["type"] != "http":  # no websockets here: returning unanswered makes the server refuse
+            return
+        refused = self.allow(scope)
+        if refused is None and self._servable(self.files.get_path(scope)):
+            await self.files(scope, receive, send)
+            return
+        status, text = refused or (404, "Not Found")
+        await PlainTextResponse(text, status_code=status)(scope, receive, send)
+
+
 _MOUNTS: dict[str, Path] = {}
 
 
 def media_routes() -> list:
-    """Starlette mounts for st.App: /media-files/root -> the media root, /media-files/cache -> the cache.
+    """Starlette mounts for st.App: /media-files/root -> the media root, /media-files/cache -> the
+    cache's media folders; media files only (`servable`), to whoever `access.media_access` lets in.
 
     StaticFiles answers Range requests (206), so a browser seeks in a 2 GB match without the server
     reading the file into memory; it also refuses paths that leave the mounted folder.
     """
     from starlette.routing import Mount
-    from starlette.staticfiles import StaticFiles
+
+    from pages.support.access import media_access
 
     _MOUNTS.clear()
     _MOUNTS.update({"cache": cache_root(), "root": media_root()})
-    return [Mount(f"{MEDIA_PREFIX}/{name}", app=StaticFiles(directory=str(path), check_dir=False), name=f"media-{name}")
-            for name, path in _MOUNTS.items()]
+    folders = {"cache": CACHE_MEDIA_FOLDERS, "root": None}
+    return [Mount(f"{MEDIA_PREFIX}/{name}", app=MediaFiles(path, folders=folders[name], allow=media_access),
+                  name=f"media-{name}") for name, path in _MOUNTS.items()]
 
 
 def media_mounted() -> bool:
@@ -108,11 +192,12 @@ def media_mounted() -> bool:
 
 
 def media_url(path: str | os.PathLike) -> str | None:
-    """The URL of a file under a mounted folder, or None when no mount holds it."""
+    """The URL of a file under a mounted folder, or None when no mount holds it or serves it."""
     path = Path(path).resolve()
     mounts = _MOUNTS or {"cache": cache_root(), "root": media_root()}
     for name, root in mounts.items():
-        if root == path or root in path.parents:
+        if root in path.parents:
             rel = path.relative_to(root).as_posix()
-            return f"{MEDIA_PREFIX}/{name}/{quote(rel)}"
+            if servable(rel, CACHE_MEDIA_FOLDERS if name == "cache" else None):
+                return f"{MEDIA_PREFIX}/{name}/{quote(rel)}"
     return None

@@ -2,14 +2,16 @@
 
     store = ReviewStore(path)
     store.load_events(match_id, events_df)        the model's events, once per match (kept after)
-    store.accept(match_id, event_id) / reject / retime(…, position_ms) / relabel(…, label)
+    store.accept(match_id, event_id, editor=…) / reject / retime(…, position_ms) / relabel(…, label)
     store.add(match_id, half=1, position_ms=…, label=…)   an event the model missed
-    store.undo(match_id)                          undo the latest decision of that match
+    store.undo(match_id, editor=…)                undo that editor's latest decision of the match
     store.events(match_id)                        current state: one row per event, with its status
-    store.export_labels / export_results / export_csv
+    store.export_labels / export_results / export_csv      (review/exports.py)
 
 Decisions are an append-only log; an event's state is its original row folded over its decisions in
-order, and undo marks the latest live decision as undone. Every call opens its own connection, so
+order, and undo marks the latest live decision as undone. Every decision records its editor (the
+signed-in user, or None); undo only ever undoes the asking editor's own decisions, and says when
+another editor decided on the same event since. Every call opens its own connection, so
 two browser tabs (two threads) or two server processes can edit the same match at once: WAL lets
 readers run beside the writer, and each write is one short transaction.
 """
@@ -20,28 +22,21 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
 
 from spotting_core.errors import SpottingError
-from spotting_core.io.soccernet import (
-    CLASSES_V2,
-    FPS,
-    atomic_write_text,
-    format_game_time,
-    frame_of,
-    results_to_dict,
-)
-from spotting_core.io.tables import labels_to_dict
+from spotting_core.io.soccernet import CLASSES_V2, FPS, format_game_time, frame_of
+from spotting_core.review.exports import STATUSES, ReviewExports
 from spotting_core.runtime import cache_root
 
-STATUSES = ("pending", "accepted", "rejected")
+__all__ = ["ACTIONS", "EVENT_COLUMNS", "STATUSES", "ReviewStore", "default_path"]
 ACTIONS = ("accept", "reject", "reset", "retime", "relabel", "add")
 EVENT_COLUMNS = ["event_id", "half", "position_ms", "frame", "game_time", "label", "class_id", "confidence",
-                 "status", "source", "original_position_ms", "original_label", "decisions"]
+                 "status", "source", "original_position_ms", "original_label", "decisions", "decided_by"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -61,7 +56,8 @@ CREATE TABLE IF NOT EXISTS decisions (
     action    TEXT    NOT NULL,
     value     TEXT,
     created   REAL    NOT NULL,
-    undone    INTEGER NOT NULL DEFAULT 0
+    undone    INTEGER NOT NULL DEFAULT 0,
+    editor    TEXT
 );
 CREATE INDEX IF NOT EXISTS decisions_match ON decisions (match_id, id);
 CREATE TABLE IF NOT EXISTS matches (
@@ -76,7 +72,7 @@ def default_path() -> Path:
     return cache_root() / "review.sqlite"
 
 
-class ReviewStore:
+class ReviewStore(ReviewExports):
     """Decisions on the events of many matches, in one SQLite file."""
 
     def __init__(self, path: str | os.PathLike, *, classes: Sequence[str] = CLASSES_V2, fps: float = FPS):
@@ -87,6 +83,8 @@ class ReviewStore:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self._connect() as db:
                 db.executescript(_SCHEMA)
+                if "editor" not in {row[1] for row in db.execute("PRAGMA table_info(decisions)")}:
+                    db.execute("ALTER TABLE decisions ADD COLUMN editor TEXT")  # a store from before editors
         except sqlite3.DatabaseError as e:
             raise SpottingError(f"{self.path}: not a usable review store ({e})") from None
 
@@ -151,7 +149,8 @@ class ReviewStore:
         if label not in self.classes:
             raise SpottingError(f"label {label!r} is not a known class; known: {', '.join(self.classes)}")
 
-    def _decide(self, match_id: str, event_id: int, action: str, value: str | None = None) -> int:
+    def _decide(self, match_id: str, event_id: int, action: str, value: str | None = None,
+                editor: str | None = None) -> int:
         with self._connect() as db:
             db.execute("BEGIN IMMEDIATE")
             found = db.execute("SELECT 1 FROM events WHERE match_id = ? AND event_id = ?",
@@ -159,37 +158,37 @@ class ReviewStore:
             if not found:
                 db.execute("ROLLBACK")
                 raise SpottingError(f"match {match_id}: no event {event_id}")
-            cur = db.execute("INSERT INTO decisions (match_id, event_id, action, value, created) VALUES (?, ?, ?, ?, ?)",
-                             (match_id, int(event_id), action, value, time.time()))
+            cur = db.execute("INSERT INTO decisions (match_id, event_id, action, value, created, editor) "
+                             "VALUES (?, ?, ?, ?, ?, ?)", (match_id, int(event_id), action, value, time.time(), editor))
             db.execute("COMMIT")
             return int(cur.lastrowid)
 
-    def accept(self, match_id: str, event_id: int) -> int:
-        return self._decide(match_id, event_id, "accept")
+    def accept(self, match_id: str, event_id: int, *, editor: str | None = None) -> int:
+        return self._decide(match_id, event_id, "accept", editor=editor)
 
-    def reject(self, match_id: str, event_id: int) -> int:
-        return self._decide(match_id, event_id, "reject")
+    def reject(self, match_id: str, event_id: int, *, editor: str | None = None) -> int:
+        return self._decide(match_id, event_id, "reject", editor=editor)
 
-    def reset(self, match_id: str, event_id: int) -> int:
+    def reset(self, match_id: str, event_id: int, *, editor: str | None = None) -> int:
         """Back to pending (the retime and relabel decisions stay)."""
-        return self._decide(match_id, event_id, "reset")
+        return self._decide(match_id, event_id, "reset", editor=editor)
 
-    def retime(self, match_id: str, event_id: int, position_ms: int) -> int:
+    def retime(self, match_id: str, event_id: int, position_ms: int, *, editor: str | None = None) -> int:
         """Move an event to `position_ms` within its half."""
         if int(position_ms) < 0:
             raise SpottingError(f"retime: position {int(position_ms)} ms is before the start of the half")
-        return self._decide(match_id, event_id, "retime", str(int(position_ms)))
+        return self._decide(match_id, event_id, "retime", str(int(position_ms)), editor)
 
-    def nudge(self, match_id: str, event_id: int, delta_ms: int) -> int:
+    def nudge(self, match_id: str, event_id: int, delta_ms: int, *, editor: str | None = None) -> int:
         """Retime an event by `delta_ms` from where it stands now (clamped at the half's start)."""
         now = self.event(match_id, event_id)
-        return self.retime(match_id, event_id, max(0, int(now["position_ms"]) + int(delta_ms)))
+        return self.retime(match_id, event_id, max(0, int(now["position_ms"]) + int(delta_ms)), editor=editor)
 
-    def relabel(self, match_id: str, event_id: int, label: str) -> int:
+    def relabel(self, match_id: str, event_id: int, label: str, *, editor: str | None = None) -> int:
         self._check_label(label)
-        return self._decide(match_id, event_id, "relabel", label)
+        return self._decide(match_id, event_id, "relabel", label, editor)
 
-    def add(self, match_id: str, *, half: int, position_ms: int, label: str) -> int:
+    def add(self, match_id: str, *, half: int, position_ms: int, label: str, editor: str | None = None) -> int:
         """An event the model missed, accepted by the editor. Returns its event id."""
         self._check_label(label)
         if int(half) not in (1, 2) or int(position_ms) < 0:
@@ -200,14 +199,16 @@ class ReviewStore:
                                     (match_id,)).fetchone()
             db.execute("INSERT INTO events VALUES (?, ?, ?, ?, ?, 1.0, 'manual')",
                        (match_id, next_id, int(half), int(position_ms), label))
-            db.execute("INSERT INTO decisions (match_id, event_id, action, value, created) VALUES (?, ?, 'add', NULL, ?)",
-                       (match_id, next_id, time.time()))
+            db.execute("INSERT INTO decisions (match_id, event_id, action, value, created, editor) "
+                       "VALUES (?, ?, 'add', NULL, ?, ?)", (match_id, next_id, time.time(), editor))
             db.execute("COMMIT")
         return int(next_id)
 
-    def undo(self, match_id: str, event_id: int | None = None) -> dict | None:
-        """Undo the latest live decision of the match (or of one event). Returns it, or None if none."""
-        where, args = "match_id = ? AND undone = 0", [match_id]
+    def undo(self, match_id: str, event_id: int | None = None, *, editor: str | None = None) -> dict | None:
+        """Undo `editor`'s latest live decision of the match (or of one event); None: decisions made
+        without an editor. Never another editor's. Returns it, with `later`: the other editors whose
+        live decisions on the same event came after it (they still stand), or None if nothing to undo."""
+        where, args = "match_id = ? AND undone = 0 AND editor IS ?", [match_id, editor]
         if event_id is not None:
             where += " AND event_id = ?"
             args.append(int(event_id))
@@ -219,15 +220,19 @@ class ReviewStore:
                 db.execute("ROLLBACK")
                 return None
             db.execute("UPDATE decisions SET undone = 1 WHERE id = ?", (row[0],))
+            later = db.execute("SELECT DISTINCT COALESCE(editor, '(no name)') FROM decisions WHERE match_id = ? AND "
+                               "event_id = ? AND id > ? AND undone = 0 AND editor IS NOT ?",
+                               (match_id, row[1], row[0], editor)).fetchall()
             db.execute("COMMIT")
-        return {"id": row[0], "event_id": row[1], "action": row[2], "value": row[3]}
+        return {"id": row[0], "event_id": row[1], "action": row[2], "value": row[3], "editor": editor,
+                "later": sorted(e for (e,) in later)}
 
     def history(self, match_id: str) -> pd.DataFrame:
         """Every decision of the match, oldest first, undone ones included."""
         with self._connect() as db:
-            rows = db.execute("SELECT id, event_id, action, value, created, undone FROM decisions "
+            rows = db.execute("SELECT id, event_id, action, value, created, undone, editor FROM decisions "
                               "WHERE match_id = ? ORDER BY id", (match_id,)).fetchall()
-        return pd.DataFrame(rows, columns=["id", "event_id", "action", "value", "created", "undone"])
+        return pd.DataFrame(rows, columns=["id", "event_id", "action", "value", "created", "undone", "editor"])
 
     # ----- current state ------------------------------------------------------------------------
     def events(self, match_id: str) -> pd.DataFrame:
@@ -235,18 +240,20 @@ class ReviewStore:
         with self._connect() as db:
             base = db.execute("SELECT event_id, half, position_ms, label, confidence, source FROM events "
                               "WHERE match_id = ? ORDER BY event_id", (match_id,)).fetchall()
-            decisions = db.execute("SELECT event_id, action, value FROM decisions WHERE match_id = ? AND undone = 0 "
-                                   "ORDER BY id", (match_id,)).fetchall()
+            decisions = db.execute("SELECT event_id, action, value, editor FROM decisions WHERE match_id = ? "
+                                   "AND undone = 0 ORDER BY id", (match_id,)).fetchall()
         state = {}
         for event_id, half, pos, label, conf, source in base:
             state[event_id] = {"event_id": event_id, "half": half, "position_ms": pos, "label": label,
                                "confidence": conf, "status": "pending", "source": source,
-                               "original_position_ms": pos, "original_label": label, "decisions": 0}
-        for event_id, action, value in decisions:
+                               "original_position_ms": pos, "original_label": label, "decisions": 0,
+                               "decided_by": ""}
+        for event_id, action, value, editor in decisions:
             ev = state.get(event_id)
             if ev is None:
                 continue
             ev["decisions"] += 1
+            ev["decided_by"] = editor or ""  # the editor of the latest live decision
             if action in ("accept", "add"):
                 ev["status"] = "accepted"
             elif action == "reject":
@@ -258,7 +265,7 @@ class ReviewStore:
             elif action == "relabel":
                 ev["label"] = value
         # a manual event whose "add" was undone no longer exists
-        live_adds = {e for e, a, _ in decisions if a == "add"}
+        live_adds = {e for e, a, _, _ in decisions if a == "add"}
         rows = [ev for ev in state.values() if ev["source"] != "manual" or ev["event_id"] in live_adds]
         df = pd.DataFrame(rows, columns=[c for c in EVENT_COLUMNS if c not in ("frame", "game_time", "class_id")])
         df["frame"] = frame_of(df["position_ms"].to_numpy(), self.fps) if len(df) else pd.Series(dtype="int64")
@@ -273,36 +280,3 @@ class ReviewStore:
         if row.empty:
             raise SpottingError(f"match {match_id}: no event {event_id}")
         return row.iloc[0].to_dict()
-
-    # ----- exports ------------------------------------------------------------------------------
-    def _select(self, match_id: str, statuses: Iterable[str]) -> pd.DataFrame:
-        statuses = tuple(statuses)
-        unknown = set(statuses) - set(STATUSES)
-        if unknown:
-            raise SpottingError(f"unknown status {', '.join(sorted(unknown))}; choose from {', '.join(STATUSES)}")
-        df = self.events(match_id)
-        return df[df["status"].isin(statuses)]
-
-    def labels_dict(self, match_id: str, *, statuses: Iterable[str] = ("accepted",), url_local: str = "") -> dict:
-        """The reviewed events as a Labels-v2.json object (training data): accepted ones by default."""
-        df = self._select(match_id, statuses).assign(team="not applicable", visibility="visible")
-        return labels_to_dict(df, url_local=url_local)
-
-    def results_dict(self, match_id: str, *, statuses: Iterable[str] = ("pending", "accepted"),
-                     url_local: str = "") -> dict:
-        """The reviewed events as a results_spotting.json object: everything not rejected by default."""
-        return results_to_dict(self._select(match_id, statuses), url_local=url_local)
-
-    def csv_text(self, match_id: str) -> str:
-        """Every event with its status, original time and label, as CSV."""
-        df = self.events(match_id)
-        return df.drop(columns=["frame"]).to_csv(index=False)
-
-    def export_labels(self, match_id: str, path: str | os.PathLike, **kwargs) -> Path:
-        return atomic_write_text(path, json.dumps(self.labels_dict(match_id, **kwargs), indent=2))
-
-    def export_results(self, match_id: str, path: str | os.PathLike, **kwargs) -> Path:
-        return atomic_write_text(path, json.dumps(self.results_dict(match_id, **kwargs), indent=2))
-
-    def export_csv(self, match_id: str, path: str | os.PathLike) -> Path:
-        return atomic_write_text(path, self.csv_text(match_id))
