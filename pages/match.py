@@ -8,7 +8,7 @@ import streamlit as st
 
 from pages.common import current_match, open_demo, reviewed_events, set_match
 from pages.jobs_panel import jobs_panel, submit
-from pages.support.catalog import list_checkpoints
+from pages.support.catalog import list_checkpoints, pretrained_choices
 from pages.support.server import CHECKPOINT_SUFFIXES, confine, max_upload_mb, media_root, store_upload
 from spotting_core.errors import SpottingError
 from spotting_core.io.video import VIDEO_SUFFIXES, probe
@@ -28,12 +28,44 @@ if match is not None:
                    "A real match opens through the same pages.")
 
 
+def _fetch_button(name: str, missing: list[str], key: str) -> None:
+    """Fetch `name` and the entries it requires, with a progress bar; the page reruns when done."""
+    if not st.button(f"Fetch {' + '.join(missing)}", key=f"{key}_fetch", icon=":material/download:"):
+        return
+    from spotting_core.models.pretrained import fetch
+
+    bar = st.progress(0.0, text=f"Fetching {name}")
+    try:
+        fetch(name, progress=lambda frac, text: bar.progress(min(max(float(frac), 0.0), 1.0), text=text))
+    except SpottingError as e:
+        bar.empty()
+        st.error(str(e))
+        return
+    bar.empty()
+    st.rerun()
+
+
 def _checkpoint_picker(key: str) -> Path | None:
-    found = list_checkpoints()
-    options = [str(p) for p in found]
-    choice = st.selectbox("Checkpoint", options + ["(type a path)"], key=f"{key}_ckpt",
-                          help=f"Checkpoints found in assets/, {cache_root() / 'checkpoints'} and the media root.")
-    if choice == "(type a path)" or not options:
+    pretrained = {f"pretrained:{p['name']}": p for p in pretrained_choices()}
+    installed = {str(Path(p["path"]).resolve()) for p in pretrained.values() if p["path"]}
+    found = {str(p): p for p in list_checkpoints() if str(p.resolve()) not in installed}
+    choice = st.selectbox("Checkpoint", [*found, *pretrained, "(type a path)"], key=f"{key}_ckpt",
+                          format_func=lambda v: pretrained[v]["label"] if v in pretrained else v,
+                          help=f"Checkpoints found in assets/, {cache_root() / 'checkpoints'} and the media root, "
+                               "then the official SoccerNet-trained models (`spotting pretrained list`).")
+    if choice in pretrained:
+        entry = pretrained[choice]
+        if not entry["installed"]:
+            st.info(f"Not installed. Fetching downloads {' + '.join(entry['to_fetch'])}, checks every file against "
+                    f"its published hash and converts it (the same as `spotting pretrained fetch {entry['name']}`).",
+                    icon=":material/cloud_download:")
+            _fetch_button(entry["name"], entry["missing"], key)
+            return None
+        if entry["missing"]:
+            st.caption(f"Ready for game folders with its features; videos also need {' + '.join(entry['to_fetch'])}.")
+            _fetch_button(entry["name"], entry["missing"], key)
+        return Path(entry["path"])
+    if choice == "(type a path)":
         typed = st.text_input("Checkpoint path (under the media root)", key=f"{key}_ckpt_path")
         if not typed:
             return None

@@ -1,6 +1,7 @@
 """What the app lists on its Models page and in checkpoint pickers: models and checkpoints on disk.
 
-    list_checkpoints()          checkpoints under assets/, the cache and the media root
+    list_checkpoints()          checkpoints under assets/, the cache (incl. installed pretrained ones), the media root
+    pretrained_choices()        the pretrained registry's checkpoints: ready, or what to fetch (models/pretrained.py)
     checkpoint_table(paths)     model, features, classes and training provenance of each
     models_table(input_dim)     the registry: parameters, window, NMS, paper
 """
@@ -21,7 +22,26 @@ from spotting_core.runtime import ASSETS, cache_path
 
 
 def checkpoint_dirs() -> list[Path]:
-    return [ASSETS, cache_path("checkpoints"), media_root()]
+    return [ASSETS, cache_path("checkpoints"), cache_path("pretrained"), media_root()]
+
+
+def pretrained_choices() -> list[dict]:
+    """Each checkpoint entry of the pretrained registry for a picker: `label`, `ready` (installed, with
+    the features it reads for videos), `path` when installed, and `to_fetch` (entries, with sizes)."""
+    from spotting_core.models.pretrained import ENTRIES, describe, entry
+
+    out = []
+    for name, e in ENTRIES.items():
+        if e.kind != "checkpoint":
+            continue
+        row = describe(name)
+        to_fetch = [f"{n} ({describe(n)['size']})" for n in row["missing"]]
+        reported = f", reported Average-mAP {e.reported.value:.3f}" if e.reported else ""
+        state = "ready" if not row["missing"] else "installed; videos need more" if row["installed"] else "not installed"
+        out.append({"name": name, "label": f"{name}: {entry(name).title} ({row['features']}{reported}) · {state}",
+                    "installed": row["installed"], "ready": not row["missing"], "to_fetch": to_fetch,
+                    "missing": row["missing"], "path": row["path"] if row["installed"] else None})
+    return out
 
 
 def list_checkpoints(dirs: Iterable[Path] | None = None) -> list[Path]:

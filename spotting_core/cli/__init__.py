@@ -9,10 +9,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from spotting_core.cli import calibrate, data, model, run
+from spotting_core.cli import calibrate, data, model, pretrained, run
 from spotting_core.errors import SpottingError
 
-GROUPS = (data, model, run, calibrate)
+GROUPS = (data, model, run, calibrate, pretrained)
 
 
 def build_parser() -> argparse.ArgumentParser:

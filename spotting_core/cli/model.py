@@ -72,7 +72,8 @@ def register(sub) -> None:
     t.add_argument("--set", action="append", metavar="KEY=VALUE", help="model option override, repeatable")
     t.set_defaults(func=cmd_train)
 
-    i = sub.add_parser("import-official", help="convert an official SoccerNet pooling checkpoint")
+    i = sub.add_parser("import-official", help="convert an official SoccerNet checkpoint (Pooling, "
+                                               "TemporallyAwarePooling, CALF); `spotting pretrained` fetches them")
     i.add_argument("checkpoint")
     i.add_argument("--out", required=True)
     i.add_argument("--pool", default=None, help="the official model's pooling (default: its log's, else what its weights fit)")

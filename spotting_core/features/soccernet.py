@@ -63,7 +63,7 @@ KERAS_WEIGHTS_URL = "https://storage.googleapis.com/tensorflow/keras-application
 KERAS_H5_FILES = ("resnet152_weights_tf_dim_ordering_tf_kernels_notop.h5",
                   "resnet152_weights_tf_dim_ordering_tf_kernels.h5")
 WEIGHTS_PT = "resnet152_keras_imagenet.pt"
-PCA_URL = "https://github.com/SilvioGiancola/SoccerNetv2-DevKit/tree/main/Features"
+PCA_URL = "https://github.com/SoccerNet/sn-spotting/tree/main/Features"
 PCA_PKL, AVERAGE_PKL, PCA_NPZ = "pca_512_TF2.pkl", "average_512_TF2.pkl", "pca_512_TF2.npz"
 
 
@@ -135,14 +135,17 @@ def preprocess(frames: np.ndarray, *, channel_order: str = "soccernet") -> torch
 # Files in place -> an extractor
 # ---------------------------------------------------------------------------------------------
 def _missing_message(names: Iterable[str], folder: Path) -> str:
-    parts = []
+    parts, entries = [], []
     for name in names:
         if name in KERAS_H5_FILES:
             parts.append(f"{KERAS_H5_FILES[0]} (Keras ResNet152 ImageNet weights, from {KERAS_WEIGHTS_URL})")
+            entries.append("keras-resnet152")
         else:
             parts.append(f"{name} (from {PCA_URL})")
-    return (f"{folder}: SoccerNet ResNet-152 features need {' and '.join(parts)}; place them in {folder} "
-            f"(or set {ENV_DIR} to the folder that holds them)")
+            entries.append("soccernet-pca512")
+    fetch = " ".join(dict.fromkeys(entries))
+    return (f"{folder}: SoccerNet ResNet-152 features need {' and '.join(parts)}; run `spotting pretrained fetch "
+            f"{fetch}`, or place them in {folder} (or set {ENV_DIR} to the folder that holds them)")
 
 
 def find_keras_h5(folder: Path | None = None) -> Path | None:

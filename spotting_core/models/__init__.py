@@ -8,6 +8,7 @@
     convert_options(Config, {"lr": "3e-3"}) `--set key=value` strings -> Config field types
     save_checkpoint(path, model, ...)       {"model", "config", "state_dict", "classes", "features", "fps"}
     load_checkpoint(path)                   rebuilds the model from the file alone
+    resolve_checkpoint(path_or_name)        a path, or an installed pretrained entry's (models/pretrained.py)
 
 Every model follows the contract in models/base.py.
 """
@@ -27,7 +28,16 @@ import torch
 from spotting_core.errors import SpottingError, UnknownName
 from spotting_core.models.base import SpottingModel
 from spotting_core.models.calf import CALF
-from spotting_core.models.pooling import AvgPool, AvgPoolpp, MaxPool, MaxPoolpp, NetVLADPool, NetVLADpp
+from spotting_core.models.pooling import (
+    AvgPool,
+    AvgPoolpp,
+    MaxPool,
+    MaxPoolpp,
+    NetRVLADPool,
+    NetRVLADpp,
+    NetVLADPool,
+    NetVLADpp,
+)
 from spotting_core.models.rmsnet import RMSNet
 from spotting_core.models.saliency import SaliencyWeighting
 from spotting_core.models.ugl import UGL
@@ -40,6 +50,8 @@ MODELS: dict[str, type[SpottingModel]] = {
     "maxpool": MaxPool,
     "avgpool": AvgPool,
     "netvlad": NetVLADPool,
+    "netrvlad++": NetRVLADpp,
+    "netrvlad": NetRVLADPool,
     "saliency": SaliencyWeighting,
     "calf": CALF,
     "rms-net": RMSNet,
@@ -113,9 +125,22 @@ def save_checkpoint(path: str | os.PathLike, model: SpottingModel, *, classes, f
     return path
 
 
+def resolve_checkpoint(spec: str | os.PathLike) -> Path:
+    """A checkpoint file for `spec`: an existing path, else an installed pretrained entry of that name
+    (models/pretrained.py). A registry name that is not installed -> one line with its fetch command."""
+    path = Path(spec)
+    if path.is_file():
+        return path
+    from spotting_core.models.pretrained import installed_checkpoint
+
+    found = installed_checkpoint(str(spec))
+    return path if found is None else found
+
+
 def read_checkpoint(path: str | os.PathLike) -> dict:
-    """The raw checkpoint dict, validated; errors are one line naming the file."""
-    path = Path(path)
+    """The raw checkpoint dict, validated; errors are one line naming the file. `path` may also be
+    the name of an installed pretrained checkpoint (`resolve_checkpoint`)."""
+    path = resolve_checkpoint(path)
     if not path.is_file():
         raise SpottingError(f"{path}: checkpoint not found")
     try:
@@ -129,6 +154,21 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
         raise SpottingError(f"{path}: model {ckpt['model']!r} is not registered here; "
                             f"registered: {', '.join(sorted(MODELS))}")
     return ckpt
+
+
+def store_extra(path: str | os.PathLike, **extra) -> Path:
+    """Add entries to a checkpoint's `extra` (e.g. its operating points), rewritten atomically."""
+    path = resolve_checkpoint(path)
+    ckpt = read_checkpoint(path)
+    ckpt.setdefault("extra", {}).update(extra)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        torch.save(ckpt, tmp)
+        os.replace(tmp, path)
+    except (OSError, RuntimeError) as e:
+        tmp.unlink(missing_ok=True)
+        raise SpottingError(f"{path}: cannot write the checkpoint ({str(e).splitlines()[0][:120]})") from None
+    return path
 
 
 def load_checkpoint(path: str | os.PathLike, *, device: str | torch.device = "cpu") -> tuple[SpottingModel, dict]:

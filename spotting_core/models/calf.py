@@ -394,3 +394,47 @@ class CALF(SpottingModel):
         scores = torch.zeros(B, T, C, device=y.device, dtype=y.dtype)
         scores.scatter_reduce_(1, frame.unsqueeze(-1).expand(-1, -1, C), src, reduce="amax")
         return {"scores": scores, "segmentation": self.segmentation_score(capsules)}
+
+    # ----- official checkpoints -------------------------------------------------------------------
+    @classmethod
+    def official_layout(cls, state_dict, params):
+        """The official `ContextAwareModel` (Benchmarks/CALF/src/model.py) -> ours, weight for weight.
+
+        Its Conv2d layers act on (B, 1, T, D) / (B, channels, T, 1) maps with kernels (1, D), (1, 1) or
+        (k, 1), so each is our Linear / Conv1d with the singleton kernel axes dropped: conv_1 -> reduce_1,
+        conv_2 -> reduce_2, conv_p_1..4 -> pyramid.0..3, conv_seg -> seg_conv, batch_seg -> seg_norm,
+        conv_spot_1/2 -> spot_conv_1/2, conv_conf -> conf_head, conv_class -> class_head. The sizes come
+        from the shapes: classes = conv_spot_1 inputs - conv_seg outputs, capsule = conv_seg outputs /
+        classes, detections = conv_conf outputs / 2, chunk = batch_seg features (frames), receptive
+        field = conv_p_4 kernel (frames); the frame rate from the log (`framerate`, default 2).
+        """
+        sd = state_dict
+        names = {"conv_1": "reduce_1", "conv_2": "reduce_2", "conv_p_1": "pyramid.0", "conv_p_2": "pyramid.1",
+                 "conv_p_3": "pyramid.2", "conv_p_4": "pyramid.3", "conv_seg": "seg_conv",
+                 "conv_spot_1": "spot_conv_1", "conv_spot_2": "spot_conv_2", "conv_conf": "conf_head",
+                 "conv_class": "class_head"}
+        norm = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
+        expected = {f"{n}.{p}" for n in names for p in ("weight", "bias")} | {f"batch_seg.{p}" for p in norm}
+        if set(sd) != expected or any(sd[f"{n}.weight"].ndim != 4 for n in names):
+            return None
+        seg_out, spot_in = sd["conv_seg.weight"].shape[0], sd["conv_spot_1.weight"].shape[1]
+        C = int(spot_in - seg_out)
+        if C < 1 or seg_out % C or sd["conv_conf.weight"].shape[0] % 2 or sd["conv_class.weight"].shape[0] % C:
+            return None
+        fps = float(params.get("framerate", 2))
+        options = {"input_dim": int(sd["conv_1.weight"].shape[3]), "num_classes": C, "fps": fps,
+                   "dim_capsule": int(seg_out // C), "num_detections": int(sd["conv_conf.weight"].shape[0] // 2),
+                   "window_s": int(sd["batch_seg.weight"].shape[0]) / fps,
+                   "receptive_field_s": int(sd["conv_p_4.weight"].shape[2]) / fps}
+        ours = {}
+        for official, mine in names.items():
+            w = sd[f"{official}.weight"]                          # (out, in, kh, kw) with one of kh, kw = 1
+            if official == "conv_1":
+                w = w[:, 0, 0, :]                                 # (128, D): kernel (1, D) on one channel
+            elif official in ("conv_2", "conv_conf", "conv_class"):
+                w = w[:, :, 0, 0]                                 # 1x1 -> Linear (out, in)
+            else:
+                w = w[:, :, :, 0]                                 # (k, 1) -> Conv1d (out, in, k)
+            ours[f"{mine}.weight"], ours[f"{mine}.bias"] = w.contiguous(), sd[f"{official}.bias"]
+        ours.update({f"seg_norm.{p}": sd[f"batch_seg.{p}"] for p in norm})
+        return options, ours

@@ -2,6 +2,11 @@
 
     import_official_checkpoint("model.pth.tar", "out.ckpt")     pool, window and NMS from `model.log`
 
+Every official architecture of SoccerNet/sn-spotting imports, with the same scores: the Pooling
+benchmark (MAX, and NetVLAD with centroids + a 1x1 conv: `netvlad`, fc columns re-ordered),
+TemporallyAwarePooling (NetVLAD++, NetRVLAD++, MAX++, AVG++, NetVLAD, NetRVLAD, MAX, AVG, with the
+optional `feature_extractor`) and CALF (`ContextAwareModel`: its Conv2d layers as our Linear/Conv1d).
+
 An official file is a torch dict {epoch, state_dict, best_loss, optimizer}, saved on CUDA. Each paper
 says in its own file how its official weights map onto our model (`SpottingModel.official_layout`);
 this module reads the file and its training log, asks every registered model, and writes the one
@@ -73,9 +78,35 @@ def read_official_file(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
     return ckpt, sd
 
 
+def describe_keys(sd: dict[str, torch.Tensor], limit: int = 8) -> str:
+    """`name (shape)` of the first `limit` entries of a state_dict, for one-line errors."""
+    items = [f"{k} {tuple(v.shape)}" for k, v in list(sd.items())[:limit]]
+    return ", ".join(items) + (f", ... ({len(sd)} in all)" if len(sd) > limit else "")
+
+
+def fit_official(sd: dict[str, torch.Tensor], log: dict[str, str], candidates: list[str]
+                 ) -> tuple[list[tuple[str, dict, dict]], list[tuple[str, str]]]:
+    """(models whose layout fits and whose weights load: (name, options, state), (name, why) of those
+    whose layout fits but whose weights do not load)."""
+    fits, refused = [], []
+    for name in candidates:
+        layout = MODELS[name].official_layout(sd, log)
+        if layout is None:
+            continue
+        options, state = layout
+        try:
+            build_model(name, **options).load_state_dict(state)
+        except (RuntimeError, ValueError, SpottingError) as e:
+            refused.append((name, str(e).splitlines()[0][:200]))
+            continue
+        fits.append((name, options, state))
+    return fits, refused
+
+
 def import_official_checkpoint(path, out, *, pool: str | None = None, window_s: float | None = None,
                                feature_name: str = "ResNET_TF2_PCA512",
-                               nms_window_s: float | None = None) -> Path:
+                               nms_window_s: float | None = None, nms_threshold: float | None = None,
+                               extra: dict | None = None) -> Path:
     """Convert an official SoccerNet checkpoint into one `load_checkpoint` rebuilds; returns the path written.
 
     pool: its model, ours or the official spelling ("maxpool" / "MAX", "netvlad++" / "NetVLAD++");
@@ -83,8 +114,10 @@ def import_official_checkpoint(path, out, *, pool: str | None = None, window_s: 
         told apart, the official default).
     window_s: its clip length in seconds (the weights do not tell it for max/avg pooling); default
         the log's window_size / chunk_size, else 20 s.
-    nms_window_s: default the log's NMS_window, else the model's Config default.
-    When the log is there, its pool and window must agree with the arguments.
+    nms_window_s, nms_threshold: default the log's NMS_window / NMS_threshold, else the Config's.
+    extra: provenance merged into the checkpoint's `extra` (models/pretrained.py: entry, URL, hash).
+    When the log is there, its pool and window must agree with the arguments. Every registered
+    model is asked for its `official_layout`; one whose weights then load is written.
     """
     path = Path(path)
     if not path.is_file():
@@ -109,26 +142,30 @@ def import_official_checkpoint(path, out, *, pool: str | None = None, window_s: 
     window = float(window_s if window_s is not None else log_window if log_window is not None else DEFAULT_WINDOW_S)
 
     candidates = [wanted] if wanted else list(MODELS)
-    fits = []
-    for name in candidates:
-        layout = MODELS[name].official_layout(sd, log)
-        if layout is not None:
-            fits.append((name, *layout))
+    fits, refused = fit_official(sd, log, candidates)
+    if not fits and refused:
+        name, why = refused[0]
+        raise SpottingError(f"{path}: weights do not fit our {name!r} model ({why})")
     if not fits:
-        raise SpottingError(f"{path}: its weights fit no official architecture we know "
-                            f"(keys: {', '.join(list(sd)[:8])}{', ...' if len(sd) > 8 else ''})")
-    if len(fits) > 1:
-        fits = [f for f in fits if f[0] == DEFAULT_POOL] or fits
+        which = f"the official {wanted} layout" if wanted else "no official architecture we know"
+        raise SpottingError(f"{path}: its weights fit {which} (keys found: {describe_keys(sd)})")
+    if len(fits) > 1:  # max and avg pooling have the same weights: MAX, the official default
+        fits = [f for f in fits if f[0] in (DEFAULT_POOL, DEFAULT_POOL + "++")] or fits
     name, options, state = fits[0]
     num_classes = int(options.get("num_classes", 17))
     classes = {17: CLASSES_V2, 3: CLASSES_V1}.get(num_classes)
     if classes is None:
         raise SpottingError(f"{path}: {num_classes} classes; expected 17 (SoccerNet-v2) or 3 (v1)")
+    if "window_s" in options:  # the weights tell the window (CALF's chunk): the log and --window must agree
+        given = window_s if window_s is not None else log_window
+        if given is not None and not math.isclose(float(given), float(options["window_s"])):
+            raise SpottingError(f"{path}: its weights take {options['window_s']:g} s chunks, not {given} s (--window)")
+        window = float(options["window_s"])
     options = {**options, "window_s": window}
     if "framerate" in log:
         options["fps"] = float(log["framerate"])
-    if "NMS_threshold" in log:
-        options["nms_threshold"] = float(log["NMS_threshold"])
+    if nms_threshold is not None or "NMS_threshold" in log:
+        options["nms_threshold"] = float(nms_threshold if nms_threshold is not None else log["NMS_threshold"])
     if nms_window_s is not None or "NMS_window" in log:
         options["nms_window_s"] = float(nms_window_s if nms_window_s is not None else log["NMS_window"])
     try:
@@ -136,7 +173,7 @@ def import_official_checkpoint(path, out, *, pool: str | None = None, window_s: 
         model.load_state_dict(state)
     except (RuntimeError, ValueError, SpottingError) as e:
         raise SpottingError(f"{path}: weights do not fit our {name!r} model ({str(e).splitlines()[0][:200]})") from None
-    extra = {"source": str(path), "epoch": ckpt.get("epoch"), "official_log": log}
+    extra = {"source": str(path), "epoch": ckpt.get("epoch"), "official_log": log, **(extra or {})}
     if ckpt.get("best_loss") is not None:
         extra["best_loss"] = float(ckpt["best_loss"])
     out = Path(out)

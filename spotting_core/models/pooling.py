@@ -11,6 +11,8 @@ second half separately, then concatenate.
     pool         layer(s) and their official names            fc input    parameters (D = 512)
     netvlad++    pool_layer_before/after: NetVLAD, K/2 each    D * K       655,378
     netvlad      pool_layer: NetVLAD, K clusters               D * K       655,378
+    netrvlad++   as netvlad++ with NetRVLAD (no clusters2)     D * K       622,610
+    netrvlad     as netvlad with NetRVLAD                      D * K       622,610
     maxpool++    max over each half                            2 * D       18,450
     avgpool++    mean over each half                           2 * D       18,450
     maxpool      max over the clip                             D           9,234
@@ -26,7 +28,9 @@ repeated) and is computed exactly but without cutting the half into clips: max/m
 windows of the padded half, NetVLAD through windowed sums (`NetVLAD.sliding_linear`).
 
 Official checkpoints ({epoch, state_dict, best_loss, optimizer}) import through `official_layout`
-(`spotting import-official`, models/official.py): the module names here are the official ones.
+(`spotting import-official`, models/official.py): the module names here are the official ones of
+TemporallyAwarePooling; the Pooling benchmark's NetVLAD (centroids + 1x1 conv) maps onto `netvlad`
+exactly (`pooling_benchmark_netvlad`), its MAX onto `maxpool`.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ from torch import nn
 
 from spotting_core.errors import SpottingError
 from spotting_core.models.base import SpottingModel
-from spotting_core.models.layers import NetVLAD
+from spotting_core.models.layers import NetRVLAD, NetVLAD
 from spotting_core.models.losses import clip_bce_loss
 
 REDUCED_DIM = 512  # the official code maps any other feature dimension to 512
@@ -65,6 +69,36 @@ class Config:
 
 
 # ---------------------------------------------------------------------------------------------
+# The Pooling benchmark's NetVLAD, restated in our layer's terms
+# ---------------------------------------------------------------------------------------------
+def pooling_benchmark_netvlad(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor] | None:
+    """The official Pooling benchmark NetVLAD (Benchmarks/Pooling, `--pool NetVLAD`) -> our `netvlad`.
+
+    Its layer (lyakaap's NetVLAD, vladv2=False) L2-normalises each frame, soft-assigns it with a 1x1
+    convolution without bias (`conv.weight` (K, D, 1, 1)) and a softmax over the K clusters, sums the
+    weighted residuals x_t - centroids[k] (`centroids` (K, D)), normalises per cluster, flattens
+    k-major (index k*D + d) and normalises again: our NetVLAD with clusters = conv.weight^T,
+    clusters2 = centroids^T, and the columns of `fc` permuted to our d-major order (index d*K + k).
+    Same scores, not an approximation. None when the keys or shapes are not that layout.
+    """
+    expected = {"pool_layer.centroids", "pool_layer.conv.weight", "fc.weight", "fc.bias"}
+    if set(sd) != expected:
+        return None
+    centroids, conv, fc = sd["pool_layer.centroids"], sd["pool_layer.conv.weight"], sd["fc.weight"]
+    if centroids.ndim != 2 or tuple(conv.shape) != (*centroids.shape, 1, 1) or fc.ndim != 2:
+        return None
+    K, D = centroids.shape
+    if fc.shape[1] != K * D:
+        return None
+    return {
+        "pool_layer.clusters": conv[:, :, 0, 0].T.contiguous(),                    # (D, K)
+        "pool_layer.clusters2": centroids.T[None].contiguous(),                    # (1, D, K)
+        "fc.weight": fc.reshape(-1, K, D).transpose(1, 2).reshape(-1, D * K).contiguous(),  # (C+1, D*K)
+        "fc.bias": sd["fc.bias"],
+    }
+
+
+# ---------------------------------------------------------------------------------------------
 # The model
 # ---------------------------------------------------------------------------------------------
 class TemporalPooling(SpottingModel):
@@ -75,6 +109,7 @@ class TemporalPooling(SpottingModel):
     exact_sequence_scores = True  # the sequence_scores override equals the base class's windows
     pool: str = ""         # "max" / "avg" / "netvlad"
     split: bool = False    # True for the "++" variants: pool before / after the centre apart
+    vlad_layer: type = NetVLAD  # pool "netvlad": NetVLAD, or NetRVLAD (no residual centres)
 
     def __init__(self, cfg: Config):
         super().__init__(cfg)
@@ -89,10 +124,10 @@ class TemporalPooling(SpottingModel):
             if self.split:
                 if cfg.vocab_size % 2:
                     raise SpottingError(f"vocab_size={cfg.vocab_size}: NetVLAD++ needs an even vocabulary")
-                self.pool_layer_before = NetVLAD(num_clusters=cfg.vocab_size // 2, dim=dim)
-                self.pool_layer_after = NetVLAD(num_clusters=cfg.vocab_size // 2, dim=dim)
+                self.pool_layer_before = self.vlad_layer(num_clusters=cfg.vocab_size // 2, dim=dim)
+                self.pool_layer_after = self.vlad_layer(num_clusters=cfg.vocab_size // 2, dim=dim)
             else:
-                self.pool_layer = NetVLAD(num_clusters=cfg.vocab_size, dim=dim)
+                self.pool_layer = self.vlad_layer(num_clusters=cfg.vocab_size, dim=dim)
             pooled = dim * cfg.vocab_size
         else:
             pooled = 2 * dim if self.split else dim
@@ -128,21 +163,33 @@ class TemporalPooling(SpottingModel):
     # ----- official checkpoints -------------------------------------------------------------------
     @classmethod
     def official_layout(cls, state_dict, params):
-        """The official modules carry our names (feature_extractor, pool_layer[_before|_after], fc), so
-        the weights map one to one; the input dimension and vocabulary come from them."""
-        sd = state_dict
+        """The TemporallyAwarePooling modules carry our names (feature_extractor, pool_layer[_before|_after]
+        with `clusters` (+ `clusters2` for NetVLAD), fc), so their weights map one to one; the keys must
+        be exactly this variant's. The input dimension and vocabulary come from the shapes. The Pooling
+        benchmark's NetVLAD (`centroids` + a 1x1 `conv`) is converted by `pooling_benchmark_netvlad`."""
+        sd = dict(state_dict)
+        if cls.pool == "netvlad" and not cls.split and "pool_layer.centroids" in sd:
+            if cls.vlad_layer is not NetVLAD or (sd := pooling_benchmark_netvlad(sd)) is None:
+                return None
         if "fc.weight" not in sd or sd["fc.weight"].ndim != 2:
+            return None
+        layers = [] if cls.pool != "netvlad" else ["pool_layer_before", "pool_layer_after"] if cls.split else ["pool_layer"]
+        params_of = ("clusters", "clusters2") if cls.vlad_layer is NetVLAD else ("clusters",)
+        extractor = {"feature_extractor.weight", "feature_extractor.bias"}
+        expected = {"fc.weight", "fc.bias"} | {f"{layer}.{k}" for layer in layers for k in params_of}
+        if set(sd) - extractor != expected or (set(sd) & extractor and not extractor <= set(sd)):
             return None
         outputs, fc_in = sd["fc.weight"].shape
         if "feature_extractor.weight" in sd:
             input_dim = int(sd["feature_extractor.weight"].shape[1])
+        elif layers:
+            input_dim = int(sd[f"{layers[0]}.clusters"].shape[0])
         else:
-            input_dim = fc_in // 2 if (cls.split and cls.pool != "netvlad") else REDUCED_DIM if cls.pool == "netvlad" else fc_in
+            input_dim = fc_in // 2 if cls.split else fc_in
         options = {"input_dim": input_dim, "num_classes": int(outputs) - 1}
-        clusters = [v for k, v in sd.items() if k.endswith(".clusters")]
-        if clusters:
-            options["vocab_size"] = sum(int(c.shape[1]) for c in clusters)
-        return options, dict(sd)
+        if layers:
+            options["vocab_size"] = sum(int(sd[f"{layer}.clusters"].shape[-1]) for layer in layers)
+        return options, sd
 
     # ----- fast exact whole-half inference --------------------------------------------------------
     @torch.no_grad()
@@ -225,3 +272,17 @@ class NetVLADPool(TemporalPooling):
 
     pool, split = "netvlad", False
     official_names = ("netvlad",)
+
+
+class NetRVLADpp(NetVLADpp):
+    """NetRVLAD++: NetRVLAD (no residual centres) before the centre, another after."""
+
+    vlad_layer = NetRVLAD
+    official_names = ("netrvlad++",)
+
+
+class NetRVLADPool(NetVLADPool):
+    """NetRVLAD: one NetRVLAD of 64 clusters over the whole clip."""
+
+    vlad_layer = NetRVLAD
+    official_names = ("netrvlad",)
