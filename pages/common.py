@@ -17,7 +17,15 @@ import streamlit as st
 
 from pages.support.server import ENV_MEDIA_ROOT, media_mounted, media_root, media_url
 from spotting_core.errors import SpottingError
-from spotting_core.review.matches import Match, load_arrays, load_events, load_labels, open_results_folder
+from spotting_core.review.matches import (
+    Match,
+    likely_events,
+    load_arrays,
+    load_events,
+    load_labels,
+    match_thresholds,
+    open_results_folder,
+)
 from spotting_core.review.store import ReviewStore
 from spotting_core.review.store import default_path as review_store_path
 
@@ -109,6 +117,32 @@ def require_match() -> Match:
         st.page_link("pages/match.py", label="Go to the Match page", icon=":material/movie:")
         st.stop()
     return match
+
+
+@st.cache_data(show_spinner=False)
+def _thresholds(checkpoint: str, mtime: float) -> dict | None:
+    return match_thresholds(Match(folder="", name="", checkpoint=checkpoint))
+
+
+def thresholds_of(match: Match) -> dict | None:
+    """The operating points of the match's checkpoint (cached), or None."""
+    if not match.checkpoint or not Path(match.checkpoint).is_file():
+        return None
+    return _thresholds(match.checkpoint, Path(match.checkpoint).stat().st_mtime)
+
+
+def likely_switch(container, events: pd.DataFrame, match: Match, *, key: str) -> pd.Series:
+    """The "likely events / every candidate" switch; returns the mask of the events it shows."""
+    thresholds = thresholds_of(match)
+    if thresholds is None:
+        container.caption("No operating points for this model: every candidate is listed "
+                          "(`spotting calibrate ... --into CHECKPOINT` adds them).")
+        return pd.Series(True, index=events.index)
+    every = container.toggle("Every candidate", value=False, key=key,
+                             help=f"Off: the likely events, above each class's operating point (F1 at "
+                                  f"{thresholds.get('tolerance_s', 5):g} s on validation data). On: every "
+                                  "candidate the model wrote, as Average-mAP needs them.")
+    return pd.Series(True, index=events.index) if every else likely_events(events, thresholds)
 
 
 def default_threshold(events: pd.DataFrame, keep: float = 0.2) -> float:

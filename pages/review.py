@@ -6,7 +6,17 @@ import json
 
 import streamlit as st
 
-from pages.common import default_threshold, player, replay, require_match, reviewed_events, seek_to, store
+from pages.common import (
+    default_threshold,
+    likely_switch,
+    player,
+    replay,
+    require_match,
+    reviewed_events,
+    seek_to,
+    store,
+    thresholds_of,
+)
 from pages.support.access import current_editor
 from spotting_core.errors import SpottingError
 from spotting_core.io.soccernet import CLASSES_V2
@@ -22,12 +32,15 @@ if events.empty:
 
 f1, f2, f3, f4 = st.columns([3, 2, 2, 1])
 classes = f1.multiselect("Classes", list(CLASSES_V2), key="rv_classes", placeholder="All classes")
-min_conf = f2.slider("Minimum confidence", 0.0, 1.0, default_threshold(events), 0.01, key="rv_min_conf",
-                     help="NMS keeps every local peak; it starts on the top 20% of them. Lower it to see all.")
+shown = likely_switch(f2, events, match, key="rv_every")
+every = thresholds_of(match) is None or st.session_state.get("rv_every", False)
+min_conf = f2.slider("Minimum confidence", 0.0, 1.0, default_threshold(events) if every else 0.0, 0.01,
+                     key="rv_min_conf", disabled=not every,
+                     help="NMS keeps every local peak; over every candidate it starts on the top 20% of them.")
 statuses = f3.multiselect("Status", list(STATUSES), default=list(STATUSES), key="rv_status")
 advance = f4.toggle("Auto-advance", value=True, key="rv_advance", help="Go to the next event after accept/reject")
 
-view = events[(events["confidence"] >= min_conf) & events["status"].isin(statuses or STATUSES)]
+view = events[shown & (events["confidence"] >= (min_conf if every else 0.0)) & events["status"].isin(statuses or STATUSES)]
 if classes:
     view = view[view["label"].isin(classes)]
 view = view.reset_index(drop=True)

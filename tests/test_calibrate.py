@@ -102,6 +102,12 @@ def test_cli_calibrate_then_evaluate_reads_the_file(tmp_path, capsys):
     with pytest.raises(SpottingError, match="unknown class Gol"):
         read_thresholds(bad)
     assert main(["calibrate", str(tmp_path / "labels"), str(tmp_path / "nothing"), "--out", str(out)]) == 2
+    from spotting_core.models import build_model, read_checkpoint, save_checkpoint
+
+    ckpt = save_checkpoint(tmp_path / "m.pt", build_model("maxpool"), classes=CLASSES_V2, feature_name="x")
+    assert main(["calibrate", str(tmp_path / "labels"), str(tmp_path / "preds"), "--out", str(out),
+                 "--into", str(ckpt)]) == 0
+    assert read_checkpoint(ckpt)["extra"]["thresholds"]["classes"]["Goal"] == 0.8
 
 
 def test_every_class_gets_a_threshold():

@@ -19,6 +19,10 @@ def cmd_calibrate(args) -> int:
     thresholds = fit_thresholds(games, tolerance_s=args.tolerance)
     thresholds["fitted_on"] = {"labels": str(args.labels), "predictions": str(args.predictions)}
     write_thresholds(args.out, thresholds)
+    if args.into:
+        from spotting_core.models import store_extra
+
+        store_extra(args.into, thresholds=thresholds)
     fitted = score_at(games, thresholds, tolerance_s=args.tolerance)
     summary = {"out": str(args.out), "games": len(games), "precision": fitted["precision"],
                "recall": fitted["recall"], "f1": fitted["f1"], "kept": fitted["kept"],
@@ -38,5 +42,7 @@ def register(sub) -> None:
     c.add_argument("predictions", help="tree or .zip with results_spotting.json per game")
     c.add_argument("--out", required=True, help="thresholds JSON to write")
     c.add_argument("--tolerance", type=float, default=5.0, help="seconds either side (default 5)")
+    c.add_argument("--into", metavar="CKPT", default=None,
+                   help="also record them in this checkpoint (the app's default review lists use them)")
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=cmd_calibrate)

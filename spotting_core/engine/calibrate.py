@@ -18,6 +18,9 @@ predictions >= it; above the class's top confidence keeps none of it). Each step
 fitted F1, so the result is never below the global threshold's on the fitting games. (Maximising each
 class's own F1 instead over-fits the rare classes: on the real CALF test games it scored below one
 global threshold on held-out games.) A class with no prediction there keeps the global threshold.
+
+The same fit for F-beta with beta = 2 (recall weighted twice: rejecting a false candidate is one key
+press, a missed goal is lost) gives the editors' default review list, stored under "review".
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from spotting_core.io.soccernet import (
 )
 
 DEFAULT_TOLERANCE_S = 5.0
+REVIEW_BETA = 2.0  # the editors' list: a missed event costs more than a false candidate to reject
 Columns = Mapping[str, Sequence]  # half, position_ms, class_id (+ confidence for predictions)
 
 
@@ -121,13 +125,19 @@ def _f1(tp, n_pred, n_gt):
     return p, r, f
 
 
-def _best_cut(conf: np.ndarray, hit: np.ndarray, n_gt: int) -> tuple[float, float]:
-    """(threshold, F1) maximising F1 when keeping predictions with confidence >= threshold."""
+def _fbeta(tp, n_pred, n_gt, beta: float):
+    """F-beta from counts: (1 + b^2) TP / (kept + b^2 labels); beta 1 is F1, beta 2 weighs recall 2x."""
+    b2 = float(beta) ** 2
+    return (1 + b2) * tp / np.maximum(n_pred + b2 * n_gt, 1e-300)
+
+
+def _best_cut(conf: np.ndarray, hit: np.ndarray, n_gt: int, beta: float = 1.0) -> tuple[float, float]:
+    """(threshold, F-beta) maximising F-beta when keeping predictions with confidence >= threshold."""
     order = np.argsort(-conf, kind="stable")
     c, tp = conf[order], np.cumsum(hit[order])
     last = np.r_[c[1:] != c[:-1], True]           # cut only after the last of equal confidences
     n = np.arange(1, len(c) + 1)[last]
-    _, _, f = _f1(tp[last].astype(float), n.astype(float), float(n_gt))
+    f = _fbeta(tp[last].astype(float), n.astype(float), float(n_gt), beta)
     k = int(np.argmax(f))
     return float(c[last][k]), float(f[k])
 
@@ -136,17 +146,27 @@ def _best_cut(conf: np.ndarray, hit: np.ndarray, n_gt: int) -> tuple[float, floa
 # Fitting and scoring
 # ---------------------------------------------------------------------------------------------
 def fit_thresholds(games: Sequence, *, tolerance_s: float = DEFAULT_TOLERANCE_S,
-                   classes: Sequence[str] = CLASSES_V2, sweeps: int = 5) -> dict:
-    """Per-class thresholds maximising the overall F1 at `tolerance_s` (module docstring).
+                   classes: Sequence[str] = CLASSES_V2, sweeps: int = 5, review_beta: float | None = REVIEW_BETA) -> dict:
+    """Per-class thresholds maximising the overall F1 at `tolerance_s` (module docstring), and under
+    "review" the editors' list: the same fit for F-beta (`review_beta`, recall weighted higher).
 
     games: (..., label columns, prediction columns) per game, as `read_tree_pairs` returns them.
     """
     C = len(classes)
-    cls, conf, hit, n_labels = _flat(games, tolerance_s, C)
-    if len(conf) == 0:
+    flat = _flat(games, tolerance_s, C)
+    if len(flat[1]) == 0:
         raise SpottingError("no predictions to calibrate on")
-    L = float(n_labels.sum())
-    global_thr, global_f1 = _best_cut(conf, hit, int(L))
+    out = {"tolerance_s": float(tolerance_s), **_fit(flat, classes, beta=1.0, sweeps=sweeps), "games": len(games)}
+    if review_beta is not None:
+        out["review"] = {"beta": float(review_beta), **_fit(flat, classes, beta=review_beta, sweeps=sweeps)}
+    return out
+
+
+def _fit(flat, classes: Sequence[str], *, beta: float, sweeps: int) -> dict:
+    """Coordinate ascent on the overall F-beta from the best single threshold (module docstring)."""
+    cls, conf, hit, n_labels = flat
+    C, L = len(classes), float(n_labels.sum())
+    global_thr, global_f = _best_cut(conf, hit, int(L), beta)
     # per class: candidate thresholds (its distinct confidences, descending, then "none kept") and the
     # (tp, kept) counts at each
     cands = []
@@ -167,9 +187,9 @@ def fit_thresholds(games: Sequence, *, tolerance_s: float = DEFAULT_TOLERANCE_S,
             if len(thr) == 1:
                 continue
             tp_o, n_o = tp_c.sum() - tp_c[c], n_c.sum() - n_c[c]
-            f = 2 * (tp_o + tp) / np.maximum(n_o + n + L, 1e-300)
+            f = _fbeta(tp_o + tp, n_o + n, L, beta)
             k = int(np.argmax(f))
-            if f[k] > 2 * (tp_o + tp_c[c]) / max(n_o + n_c[c] + L, 1e-300) + 1e-12:
+            if f[k] > _fbeta(tp_o + tp_c[c], n_o + n_c[c], L, beta) + 1e-12:
                 pick[c], tp_c[c], n_c[c], moved = k, tp[k], n[k], True
         if not moved:
             break
@@ -178,14 +198,17 @@ def fit_thresholds(games: Sequence, *, tolerance_s: float = DEFAULT_TOLERANCE_S,
         thr = cands[c][0][pick[c]]
         per_class[name] = global_thr if len(cands[c][0]) == 1 else (float(thr) if np.isfinite(thr) else
                                                                       float(np.nextafter(cands[c][0][1], np.inf)))
-    fitted_f1 = 2 * tp_c.sum() / max(n_c.sum() + L, 1e-300)
-    return {"tolerance_s": float(tolerance_s), "classes": per_class, "global": global_thr,
+    return {"classes": per_class, "global": global_thr,
             "fitted_classes": [name for c, name in enumerate(classes) if len(cands[c][0]) > 1],
-            "games": len(games), "fit_f1_global": global_f1, "fit_f1": float(fitted_f1)}
+            "fit_f_global": global_f, "fit_f": float(_fbeta(tp_c.sum(), n_c.sum(), L, beta))}
 
 
-def threshold_vector(thresholds: dict | float | None, classes: Sequence[str] = CLASSES_V2) -> np.ndarray:
-    """(C,) thresholds: a fitted dict, one value for every class, or None (keep everything: 0)."""
+def threshold_vector(thresholds: dict | float | None, classes: Sequence[str] = CLASSES_V2, *,
+                     review: bool = False) -> np.ndarray:
+    """(C,) thresholds: a fitted dict (its F1 operating point, or with `review` its editors' list when it
+    has one), one value for every class, or None (keep everything: 0)."""
+    if review and isinstance(thresholds, dict) and thresholds.get("review"):
+        thresholds = thresholds["review"]
     if thresholds is None:
         return np.zeros(len(classes))
     if np.isscalar(thresholds):

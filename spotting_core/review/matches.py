@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from spotting_core.errors import SpottingError
-from spotting_core.io.soccernet import LABELS_FILE, RESULTS_FILE, atomic_write_text
+from spotting_core.io.soccernet import CLASSES_V2, LABELS_FILE, RESULTS_FILE, atomic_write_text
 from spotting_core.io.tables import read_labels, read_results
 from spotting_core.io.video import VIDEO_SUFFIXES
 from spotting_core.runtime import cache_path
@@ -117,8 +117,9 @@ def game_folder_match(game_dir: str | os.PathLike, checkpoint: str | os.PathLike
     """The match a game folder spots into, checked before any spotting (features present and of the
     checkpoint's dimension, labels readable), and whether its results are already cached."""
     from spotting_core.io.feature_files import feature_names, feature_path
+    from spotting_core.models import resolve_checkpoint  # a pretrained entry's name -> its file
 
-    game_dir, checkpoint = Path(game_dir), Path(checkpoint)
+    game_dir, checkpoint = Path(game_dir), resolve_checkpoint(checkpoint)
     if not game_dir.is_dir():
         raise SpottingError(f"{game_dir}: not a folder")
     if not feature_names(game_dir):
@@ -166,8 +167,9 @@ def video_match(video: str | os.PathLike, checkpoint: str | os.PathLike, *,
     """The match a video spots into, checked first (a readable video, a readable checkpoint), and
     whether its results are already cached."""
     from spotting_core.io.video import probe
+    from spotting_core.models import resolve_checkpoint
 
-    video, checkpoint = Path(video), Path(checkpoint)
+    video, checkpoint = Path(video), resolve_checkpoint(checkpoint)
     probe(video)  # a corrupt or unreadable video fails here with its name
     checkpoint_meta(checkpoint)  # so does a bad checkpoint, before any feature extraction
     out = cache_path("results", _fingerprint(video, checkpoint, extra=f"{half2_offset_s}"))
@@ -213,3 +215,35 @@ def load_arrays(match: Match) -> dict[int, dict[str, np.ndarray]]:
         except (ValueError, OSError) as e:
             raise SpottingError(f"{path}: not a readable .npy array ({e})") from None
     return arrays
+
+
+def match_thresholds(match: Match) -> dict | None:
+    """The operating points of the checkpoint that spotted the match (its `extra["thresholds"]`), or None."""
+    if not match.checkpoint or not Path(match.checkpoint).is_file():
+        return None
+    try:
+        return checkpoint_meta(Path(match.checkpoint)).get("extra", {}).get("thresholds") or None
+    except SpottingError:
+        return None
+
+
+def review_thresholds(thresholds: dict, classes=CLASSES_V2) -> dict[str, float]:
+    """Each class's threshold of the editors' list (F2 on validation data, `engine/calibrate.py`)."""
+    from spotting_core.engine.calibrate import threshold_vector
+
+    return dict(zip(classes, map(float, threshold_vector(thresholds, classes, review=True))))
+
+
+def likely_events(events: pd.DataFrame, thresholds: dict | None, classes=CLASSES_V2) -> pd.Series:
+    """The events of the default review list: at or above their class's threshold of the editors' list
+    (`review_thresholds`), plus every event a reviewer accepted or added. With no thresholds, all."""
+    if thresholds is None or events.empty:
+        return pd.Series(True, index=events.index)
+    lookup = review_thresholds(thresholds, classes)
+    above = events["confidence"].to_numpy() >= events["label"].map(lookup).fillna(0.0).to_numpy()
+    kept = pd.Series(above, index=events.index)
+    if "status" in events:
+        kept |= events["status"].eq("accepted")
+    if "source" in events:
+        kept |= events["source"].ne("model")
+    return kept

@@ -128,17 +128,13 @@ def demo_checkpoint(recipe: dict, bench: Path, progress: Progress | None = None)
 
 def calibrate_checkpoint(path: Path, bench: Path, *, progress: Progress | None = None) -> dict:
     """Fit the checkpoint's operating points on the benchmark's valid games and store them in its `extra`."""
-    import torch
-
     from spotting_core.engine.games import find_splits, load_games
     from spotting_core.engine.train import evaluate_games
-    from spotting_core.models import load_checkpoint, read_checkpoint
+    from spotting_core.models import load_checkpoint, store_extra
     from spotting_core.synth.benchmark import feature_name
 
     model, _ = load_checkpoint(path)
     games = load_games(bench, find_splits(bench)["valid"], feature_name(DEMO_BENCHMARK["dim"]))
     thresholds = evaluate_games(model, games, metrics=("loose",), thresholds=True, progress=progress)["thresholds"]
-    ckpt = read_checkpoint(path)
-    ckpt["extra"]["thresholds"] = thresholds
-    torch.save(ckpt, path)
+    store_extra(path, thresholds=thresholds)
     return thresholds
