@@ -16,7 +16,8 @@ import streamlit as st
 from spotting_core.review.jobs import JobQueue
 from spotting_core.review.worker import start_workers
 
-LABELS = {"spot_video": "Spot video", "spot_game": "Spot game folder", "reel": "Cut reel"}
+LABELS = {"spot_video": "Spot video", "spot_game": "Spot game folder", "reel": "Cut reel",
+          "pretrained": "Fetch pretrained"}
 ICONS = {"queued": ":material/schedule:", "running": ":material/autorenew:", "done": ":material/check_circle:",
          "failed": ":material/error:", "cancelled": ":material/cancel:", "interrupted": ":material/pause_circle:"}
 
@@ -55,20 +56,39 @@ def follow_jobs() -> None:
     waiting = [int(i) for i, m in mine.items() if m["opens_match"] and not m["seen_done"]]
     if not waiting:
         return
+    if not from_url:          # a page change drops the URL's query: put the job back, for a refresh
+        st.query_params["job"] = str(waiting[-1])
     q = queue()
+    live = []
     for job_id in waiting:
         job = q.get(job_id)
         if job is None or job["state"] in ("failed", "cancelled", "interrupted"):
             mine[str(job_id)]["seen_done"] = True   # shown on the Match page with its reason
         elif job["state"] == "done":
             _open_finished(job)
+        else:
+            live.append(job_id)
     if st.query_params.get("job") and all(m["seen_done"] for m in mine.values()):
         del st.query_params["job"]
+    if live:
+        _watch(tuple(live))
+
+
+@st.fragment(run_every=1.0)
+def _watch(job_ids: tuple[int, ...]) -> None:
+    """In the sidebar of every page while this session's spotting jobs run: their progress, and the
+    whole page reruns (the match opens) as soon as one is done."""
+    q = queue()
+    for job_id in job_ids:
+        job = q.get(job_id)
+        if job is None or job["state"] not in ("queued", "running"):
+            st.rerun(scope="app")
+        st.progress(float(job["progress"]), text=f"{_describe(job)}: {job['message'] or job['state']}")
 
 
 def _describe(job: dict) -> str:
     inputs = job["inputs"]
-    what = inputs.get("video") or inputs.get("game_dir") or inputs.get("out") or ""
+    what = inputs.get("video") or inputs.get("game_dir") or inputs.get("out") or inputs.get("name") or ""
     return f"{LABELS.get(job['kind'], job['kind'])} · {os.path.basename(str(what))}"
 
 
@@ -114,4 +134,5 @@ def jobs_panel(limit: int = 8) -> None:
             if action.button("Resume", key=f"resume_{job['id']}", icon=":material/play_arrow:"):
                 q.resume(job["id"])
                 mine = st.session_state.setdefault("my_jobs", {})
-                mine.setdefault(str(job["id"]), {"opens_match": job["kind"] != "reel", "seen_done": False})
+                mine.setdefault(str(job["id"]), {"opens_match": job["kind"] in ("spot_video", "spot_game"),
+                                                  "seen_done": False})

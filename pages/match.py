@@ -29,20 +29,11 @@ if match is not None:
 
 
 def _fetch_button(name: str, missing: list[str], key: str) -> None:
-    """Fetch `name` and the entries it requires, with a progress bar; the page reruns when done."""
-    if not st.button(f"Fetch {' + '.join(missing)}", key=f"{key}_fetch", icon=":material/download:"):
-        return
-    from spotting_core.models.pretrained import fetch
-
-    bar = st.progress(0.0, text=f"Fetching {name}")
-    try:
-        fetch(name, progress=lambda frac, text: bar.progress(min(max(float(frac), 0.0), 1.0), text=text))
-    except SpottingError as e:
-        bar.empty()
-        st.error(str(e))
-        return
-    bar.empty()
-    st.rerun()
+    """Fetch `name` and the entries it requires as a job (it goes on through page changes and refreshes)."""
+    if st.button(f"Fetch {' + '.join(missing)}", key=f"{key}_fetch", icon=":material/download:",
+                 help="Runs as a job, listed under Jobs below; the checkpoint is ready once it is done."):
+        submit("pretrained", {"name": name})
+        st.toast(f"Fetching {name}: see Jobs below", icon=":material/download:")
 
 
 def _checkpoint_picker(key: str) -> Path | None:

@@ -7,6 +7,7 @@ import dataclasses
 import pickle
 import shutil
 import subprocess
+import time
 import urllib.error
 import urllib.parse
 from pathlib import Path
@@ -337,8 +338,16 @@ def test_the_match_page_lists_the_registry_and_fetches_with_a_progress_bar(share
         assert box.options[0].endswith("demo_saliency.pt") and box.options[-1] == "(type a path)"
         box.set_value("pretrained:soccernet-netvlad-v1").run()
         assert any("Not installed" in str(i.value) and "soccernet-netvlad-v1 (2.36 MB)" in str(i.value) for i in at.info)
-        at.button(key="game_fetch").click().run()
+        at.button(key="game_fetch").click().run()                 # a job in the worker process
         assert not at.exception and not at.error, [e.value for e in at.error]
+        from spotting_core.review.jobs import JobQueue
+
+        (job_id,) = [int(i) for i in at.session_state["my_jobs"]]
+        deadline = time.time() + 120
+        while JobQueue().get(job_id)["state"] in ("queued", "running") and time.time() < deadline:
+            time.sleep(0.2)
+        assert JobQueue().get(job_id)["state"] == "done", JobQueue().get(job_id)
+        at.run()
     assert pt.is_installed("soccernet-netvlad-v1")
     box = at.selectbox(key="game_ckpt")
     assert box.value == "pretrained:soccernet-netvlad-v1"

@@ -12,6 +12,8 @@ from spotting_core.errors import SpottingError
 
 
 def cmd_models(args) -> int:
+    if args.input_dim < 1:
+        raise SpottingError(f"--input-dim must be a positive feature dimension, not {args.input_dim}")
     from spotting_core.models import MODELS, build_model, count_parameters
 
     rows = []

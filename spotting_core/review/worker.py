@@ -60,10 +60,18 @@ def _reel(inputs: dict, progress) -> dict:
     return {"reel": str(out)}
 
 
+def _pretrained(inputs: dict, progress) -> dict:
+    from spotting_core.models.pretrained import fetch
+
+    installed = fetch(inputs["name"], progress=progress)
+    return {"name": inputs["name"], "installed": [str(p) for p in installed]}
+
+
 RUNNERS: dict[str, Callable[[dict, Callable[[float, str], None]], dict]] = {
     "spot_video": _spot_video,
     "spot_game": _spot_game,
     "reel": _reel,
+    "pretrained": _pretrained,
 }
 
 
