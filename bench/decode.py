@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from spotting_core.io import video  # noqa: E402
+from spotting_core.io.ffmpeg import ffmpeg_exe  # noqa: E402
 
 CACHE = ROOT / "bench" / ".cache"
 CLIPS = ROOT.parent / "shared" / "data" / "video" / "mvfoul"
@@ -38,7 +39,7 @@ def bench_video(seconds: float = 180.0, *, height: int = 720) -> Path:
     out = CACHE / f"broadcast_{height}p_{int(seconds)}s.mp4"
     if out.is_file():
         return out
-    ff = video.ffmpeg_exe()
+    ff = ffmpeg_exe()
     base = CACHE / f"broadcast_{height}p_base.mp4"
     if not base.is_file():
         clips = sorted(CLIPS.glob("action_*/clip_*.mp4"))
@@ -74,7 +75,7 @@ def cpu_time() -> float:
 
 
 def raw_pipe(path: Path, size=(224, 224)) -> int:
-    cmd = [video.ffmpeg_exe(), "-loglevel", "error", "-i", str(path), "-vf", f"fps=2,scale={size[0]}:{size[1]}",
+    cmd = [ffmpeg_exe(), "-loglevel", "error", "-i", str(path), "-vf", f"fps=2,scale={size[0]}:{size[1]}",
            "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
     n = 0

@@ -97,3 +97,66 @@ def test_bad_input_subprocess_has_no_traceback(game):
     assert out.returncode == 2
     assert out.stdout == "" and len(out.stderr.strip().splitlines()) == 1
     assert "Traceback" not in out.stderr and "malformed JSON" in out.stderr
+
+
+def test_metric_all_one_call_keyed_by_metric(game, capsys):
+    labels, preds = game
+    assert main(["evaluate", str(labels), str(preds), "--metric", "all", "--json"]) == 0
+    results = json.loads(capsys.readouterr().out)
+    assert list(results) == ["loose", "tight"]
+    assert results["loose"] == evaluate(labels, preds, metric="loose")
+    assert results["tight"] == evaluate(labels, preds, metric="tight")
+    assert main(["evaluate", str(labels), str(preds), "--metric", "all"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Average-mAP (loose)") and "\n\nAverage-mAP (tight)" in out
+
+
+def imported_modules(args: list[str]) -> set[str]:
+    """Every module a fresh `python -X importtime -m spotting_core ARGS` process imports."""
+    out = subprocess.run([sys.executable, "-X", "importtime", "-m", "spotting_core", *args],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return {line.rsplit("|", 1)[1].strip() for line in out.stderr.splitlines() if line.startswith("import time:")}
+
+
+@pytest.mark.parametrize("heavy", ["torch", "pandas"])
+def test_the_metric_process_never_imports_torch_or_pandas(game, heavy):
+    """`spotting evaluate` (and `spotting --help`) stay light: every CLI module imports its library lazily."""
+    labels, preds = game
+    evaluate_modules = imported_modules(["evaluate", str(labels), str(preds), "--metric", "all", "--json"])
+    assert "spotting_core.engine.metrics" in evaluate_modules  # the check sees the metric's imports
+    for modules in (evaluate_modules, imported_modules(["--help"])):
+        assert not {m for m in modules if m == heavy or m.startswith(heavy + ".")}
+
+
+def test_real_metric_all_process_equals_official(shared_data, tmp_path):
+    """Real CALF test predictions, 3 games: one whole `--metric all` process = the official
+    evaluator (SoccerNet package) to 1e-9 on every figure, per class and visible/unshown included."""
+    np = pytest.importorskip("numpy")
+    from SoccerNet.Evaluation.ActionSpotting import evaluate as official_evaluate
+    from SoccerNet.Evaluation.utils import EVENT_DICTIONARY_V2
+
+    root = shared_data / "soccernet-v2"
+    games = sorted(p.parent.relative_to(root / "labels" / "test")
+                   for p in (root / "labels" / "test").glob("*/*/*/Labels-v2.json"))[:3]
+    assert games
+    for game in games:  # symlinks: no data copied
+        for src, sub, name in (("labels/test", "labels", "Labels-v2.json"),
+                               ("predictions/calf-test", "preds", "results_spotting.json")):
+            (tmp_path / sub / game).mkdir(parents=True)
+            (tmp_path / sub / game / name).symlink_to(root / src / game / name)
+    labels, preds = tmp_path / "labels", tmp_path / "preds"
+    out = subprocess.run([sys.executable, "-m", "spotting_core", "evaluate", str(labels), str(preds),
+                          "--metric", "all", "--json"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    ours = json.loads(out.stdout)
+    assert list(ours) == ["loose", "tight"]
+    for metric, result in ours.items():
+        theirs = official_evaluate(str(labels), str(preds), prediction_file="results_spotting.json", dataset=None,
+                                   version=2, metric=metric, EVENT_DICTIONARY=EVENT_DICTIONARY_V2,
+                                   label_files="Labels-v2.json")
+        assert list(result) == list(RESULT_KEYS)
+        for key in RESULT_KEYS:
+            a, b = np.atleast_1d(result[key]), np.atleast_1d(np.asarray(theirs[key], dtype=float))
+            assert a.shape == b.shape and np.abs(a - b).max() <= 1e-9, (metric, key)
+        assert result["a_mAP"] > 0.01

@@ -19,8 +19,8 @@ from SoccerNet.Evaluation.ActionSpotting import average_mAP as official_average_
 from SoccerNet.Evaluation.ActionSpotting import evaluate as official_evaluate
 from SoccerNet.Evaluation.utils import EVENT_DICTIONARY_V2
 
-from spotting_core.engine.evaluate import evaluate, evaluate_tables, format_table
-from spotting_core.engine.metrics import RESULT_KEYS, average_map, official_num_frames
+from spotting_core.engine.evaluate import evaluate, evaluate_metrics, evaluate_tables, format_table
+from spotting_core.engine.metrics import RESULT_KEYS, average_map, average_map_tables, official_num_frames
 from spotting_core.errors import SpottingError
 from spotting_core.io.soccernet import CLASSES_V2, format_game_time
 from spotting_core.io.tables import events_per_frame, read_labels, read_results
@@ -164,6 +164,16 @@ def test_scenarios_match_official_loose(scenario):
     assert ours["a_mAP_per_class"][16] == pytest.approx(1.0)
 
 
+def test_scenarios_loose_and_tight_in_one_call(scenario):
+    """Every file read once, the cells and the 5 s matching shared: each metric still the official's."""
+    labels, preds, theirs = scenario
+    both = evaluate_metrics(labels, preds, metrics=("loose", "tight", "at5"))
+    assert list(both) == ["loose", "tight", "at5"]
+    assert_same(both["loose"], theirs)
+    assert_same(both["tight"], official(labels, preds, "tight"))
+    assert_same(both["at5"], official(labels, preds, "at5"))
+
+
 def test_scenarios_zip_equals_tree(scenario, tmp_path):
     import shutil
 
@@ -245,6 +255,24 @@ def test_random_dense_matches_official_average_mAP(seed, metric):
     ours = average_map(targets, detections, metric=metric)
     assert_same(ours, dict(zip(RESULT_KEYS, theirs)))
     assert ours["a_mAP"] > 0.05
+
+
+def test_random_tables_every_metric_at_once_equals_one_by_one():
+    """Chain-heavy random games: the shared matcher (widest window, masked) = a matcher per metric."""
+    rng = np.random.default_rng(7)
+    games = []
+    for _ in range(3):
+        n, m = int(rng.integers(50, 300)), int(rng.integers(50, 600))
+        labels = {"half": rng.integers(1, 3, n), "position_ms": rng.integers(0, 600_000, n),
+                  "class_id": rng.integers(0, 4, n), "visibility": rng.choice(["visible", "not shown"], n)}
+        preds = {"half": rng.integers(1, 3, m), "position_ms": rng.integers(0, 600_000, m),
+                 "class_id": rng.integers(0, 4, m), "confidence": np.round(rng.random(m), 1)}
+        games.append((labels, preds))
+    kw = {"num_frames": (1200, 1200), "num_classes": 4}
+    together = average_map_tables(games, metrics=("loose", "tight", "at1", "at3"), **kw)
+    for metric, result in together.items():
+        assert result == average_map_tables(games, metrics=(metric,), **kw)[metric]
+    assert together["loose"]["a_mAP"] > 0.1
 
 
 def test_progress_reports_every_game(scenario):
@@ -362,6 +390,7 @@ def test_real_all_games_match_published_figures(real):
     loose, tight = evaluate(labels, preds, metric="loose"), evaluate(labels, preds, metric="tight")
     assert round(loose["a_mAP"], 4) == 0.2630
     assert round(tight["a_mAP"], 4) == 0.0578
+    assert evaluate_metrics(labels, preds) == {"loose": loose, "tight": tight}
 
 
 def test_real_tables_path_equals_files(real, tmp_path):

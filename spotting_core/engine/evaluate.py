@@ -1,8 +1,10 @@
 """Scoring whole SoccerNet trees and tables with the official Average-mAP (`engine/metrics.py`).
 
     evaluate(labels_root, predictions_root, metric="loose")   trees or .zip files, as the official tool
+    evaluate_metrics(..., metrics=("loose", "tight"))          several metrics, every file read once
     evaluate_tables(labels_df, events_df)                     one game from tables (the app, the review)
     format_table(results)                                      the per-class text table of the CLI
+    frame_tables(targets, events)                              a game's per-frame arrays as tables (training)
 
 Where the official reader silently skips or crashes, `evaluate` raises one `SpottingError` naming
 the file: an unknown label, a half other than 1/2, a missing predictions file, malformed JSON. Games
@@ -19,27 +21,44 @@ import numpy as np
 
 from spotting_core.engine.metrics import Progress, average_map_tables, official_num_frames, tolerances
 from spotting_core.errors import SpottingError
+from spotting_core.io.columns import decode_labels, decode_results
 from spotting_core.io.soccernet import (
+    CLASSES_V1,
     CLASSES_V2,
     FPS,
     HALVES,
     LABELS_FILE,
     RESULTS_FILE,
+    frame_of,
+    game_file,
     label_arrays,
     list_games,
-    read_game_json,
+    read_bytes,
+    read_json,
     result_arrays,
 )
+
+METRICS = ("loose", "tight")  # `spotting evaluate --metric all`
+
+
+def _read_columns(root, game: str, filename: str, *, labels: bool, classes: Sequence[str]) -> dict:
+    """The columns of one file: typed-decoded in bulk when clean (io/columns.py), else row by row."""
+    path, inner = game_file(root, game, filename)
+    raw = read_bytes(path, inner=inner)
+    if tuple(classes) != CLASSES_V1:  # v1 labels map by key word
+        columns = (decode_labels if labels else decode_results)(raw, tuple(classes))
+        if columns is not None:
+            return columns
+    return (label_arrays if labels else result_arrays)(read_json(path, inner=inner, raw=raw), classes=classes,
+                                                       source=os.path.join(str(root), game, filename))
 
 
 def _game_columns(labels_root, predictions_root, game, *, label_file, prediction_file, pred_games,
                   classes) -> tuple[dict, dict]:
     if game not in pred_games:
         raise SpottingError(f"{os.path.join(str(predictions_root), game)}: no {prediction_file} for this game")
-    labels = label_arrays(read_game_json(labels_root, game, label_file), classes=classes,
-                          source=os.path.join(str(labels_root), game, label_file))
-    preds = result_arrays(read_game_json(predictions_root, game, prediction_file), classes=classes,
-                          source=os.path.join(str(predictions_root), game, prediction_file))
+    labels = _read_columns(labels_root, game, label_file, labels=True, classes=classes)
+    preds = _read_columns(predictions_root, game, prediction_file, labels=False, classes=classes)
     return labels, preds
 
 
@@ -52,7 +71,22 @@ def evaluate(labels_root: str | os.PathLike, predictions_root: str | os.PathLike
     The games are the folders of `labels_root` that hold `label_file` (the official `dataset=None`
     mode); each needs `prediction_file` at the same relative path under `predictions_root`.
     """
-    tolerances(metric, deltas)  # a bad metric or tolerance list fails before any file is read
+    return evaluate_metrics(labels_root, predictions_root, metrics=(metric,), label_file=label_file,
+                            prediction_file=prediction_file, classes=classes, fps=fps, deltas=deltas,
+                            progress=progress)[metric]
+
+
+def evaluate_metrics(labels_root: str | os.PathLike, predictions_root: str | os.PathLike, *,
+                     metrics: Sequence[str] = METRICS, label_file: str = LABELS_FILE,
+                     prediction_file: str = RESULTS_FILE, classes: Sequence[str] = CLASSES_V2, fps: float = FPS,
+                     deltas: Sequence[float] | None = None, progress: Progress | None = None) -> dict[str, dict]:
+    """`evaluate` for several metrics at once: {metric: the six official keys}.
+
+    Every file is read once and the per-game work (cells, closest events, matching at a
+    tolerance two metrics share) is done once for all of them.
+    """
+    for m in metrics:
+        tolerances(m, deltas)  # a bad metric or tolerance list fails before any file is read
     games = list_games(labels_root, label_file)
     if not games:
         raise SpottingError(f"{labels_root}: no game folder holds a {label_file}")
@@ -64,10 +98,10 @@ def evaluate(labels_root: str | os.PathLike, predictions_root: str | os.PathLike
         tables.append(_game_columns(labels_root, predictions_root, game, label_file=label_file,
                                     prediction_file=prediction_file, pred_games=pred_games, classes=classes))
     if progress is not None:
-        progress(1.0, f"Average-mAP ({metric}) over {len(games)} games")
+        progress(1.0, f"Average-mAP ({', '.join(metrics)}) over {len(games)} games")
     T = official_num_frames(fps)
-    return average_map_tables(tables, num_frames=(T, T), num_classes=len(classes), fps=fps, metrics=(metric,),
-                              deltas=deltas)[metric]
+    return average_map_tables(tables, num_frames=(T, T), num_classes=len(classes), fps=fps, metrics=tuple(metrics),
+                              deltas=deltas)
 
 
 def evaluate_tables(labels, events, *, num_frames: int | Sequence[int] | None = None,
@@ -107,6 +141,32 @@ def evaluate_tables(labels, events, *, num_frames: int | Sequence[int] | None = 
         tables.append(table)
     return average_map_tables([tuple(tables)], num_frames=halves, num_classes=len(classes), fps=fps,
                               metrics=(metric,), deltas=deltas)[metric]
+
+
+def position_ms_of(frames: np.ndarray, fps: float = FPS) -> np.ndarray:
+    """Positions in ms that `frame_of(..., fps)` maps back to exactly `frames` (any fps up to 1000)."""
+    frames = np.asarray(frames, dtype=np.int64)
+    ms = np.ceil(frames * 1000.0 / fps).astype(np.int64)
+    return ms + (frame_of(ms, fps) < frames)  # a float rounding a hair below the frame
+
+
+def frame_tables(targets: Sequence[np.ndarray], events, *, fps: float = FPS) -> tuple[dict, dict]:
+    """One game as `average_map_tables` reads it, frame for frame: per-half (T, C) targets (1 visible,
+    -1 unshown, `io.tables.events_per_frame`) and an events table with half, frame, class_id, confidence.
+
+    Scoring these tables equals `metrics.average_map` on the dense arrays (the targets and
+    `train.detections_from_events`), but holds only the events: validation on many games stays small.
+    """
+    rows = [np.nonzero(np.asarray(t)) for t in targets]                      # per half (frames, classes)
+    value = np.concatenate([np.asarray(t)[f, c] for t, (f, c) in zip(targets, rows)]) if rows else np.zeros(0)
+    frames = np.concatenate([f for f, _ in rows]) if rows else np.zeros(0, np.int64)
+    labels = {"half": np.concatenate([np.full(len(f), h + 1) for h, (f, _) in enumerate(rows)]) if rows else frames,
+              "position_ms": position_ms_of(frames, fps),
+              "class_id": np.concatenate([c for _, c in rows]) if rows else frames,
+              "visibility": np.where(value < 0, "not shown", "visible")}
+    preds = {"half": events["half"].to_numpy(), "position_ms": position_ms_of(events["frame"].to_numpy(), fps),
+             "class_id": events["class_id"].to_numpy(), "confidence": events["confidence"].to_numpy()}
+    return labels, preds
 
 
 def format_table(results: dict, metric: str = "loose", *, classes: Sequence[str] = CLASSES_V2) -> str:

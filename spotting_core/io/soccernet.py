@@ -10,6 +10,7 @@ is `int(fps * position_ms / 1000)`, the official evaluator's rounding (towards z
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -22,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from spotting_core.errors import SpottingError
+from spotting_core.io.columns import class_table, label_columns, loads, result_columns
 
 FPS = 2.0  # SoccerNet features and the official metric both run at 2 frames per second
 HALVES = (1, 2)
@@ -88,16 +90,19 @@ def format_game_time(half: int, position_ms: float) -> str:
     return f"{int(half)} - {seconds // 60:02d}:{seconds % 60:02d}"
 
 
-_GAME_TIMES = np.array([[format_game_time(h, 1000 * s) for s in range(4 * 3600)] for h in HALVES], dtype=object)
+@functools.cache
+def _game_time_table() -> np.ndarray:  # built on first use: importing this module stays cheap
+    return np.array([[format_game_time(h, 1000 * s) for s in range(4 * 3600)] for h in HALVES], dtype=object)
 
 
 def game_times(half: np.ndarray, position_ms: np.ndarray) -> list[str]:
     """`format_game_time` over arrays (a table lookup for the first 4 hours of a half)."""
     seconds = np.asarray(position_ms, dtype=np.int64) // 1000
     half = np.asarray(half, dtype=np.int64)
-    if half.size and ((seconds < 0) | (seconds >= _GAME_TIMES.shape[1]) | (half < 1) | (half > 2)).any():
+    table = _game_time_table()
+    if half.size and ((seconds < 0) | (seconds >= table.shape[1]) | (half < 1) | (half > 2)).any():
         return [format_game_time(h, p) for h, p in zip(half.tolist(), np.asarray(position_ms).tolist())]
-    return _GAME_TIMES[half - 1, seconds].tolist()
+    return table[half - 1, seconds].tolist()
 
 
 def parse_game_time(text: str, *, source: str = "") -> tuple[int, int]:
@@ -119,23 +124,27 @@ def frame_of(position_ms: np.ndarray | float, fps: float = FPS) -> np.ndarray | 
 # ---------------------------------------------------------------------------------------------
 # JSON in a folder or in a .zip
 # ---------------------------------------------------------------------------------------------
-def read_json(path: str | os.PathLike, *, inner: str | None = None) -> dict:
-    """Load a JSON file; with `inner`, the member `inner` of the zip archive `path`."""
+def read_bytes(path: str | os.PathLike, *, inner: str | None = None) -> bytes:
+    """A file's bytes; with `inner`, those of the member `inner` of the zip archive `path`."""
     name = f"{path}!{inner}" if inner else str(path)
     try:
         if inner is not None:
             with zipfile.ZipFile(path) as z:
-                raw = z.read(inner)
-        else:
-            raw = Path(path).read_bytes()
+                return z.read(inner)
+        return Path(path).read_bytes()
     except FileNotFoundError:
         raise SpottingError(f"{name}: file not found") from None
     except KeyError:
         raise SpottingError(f"{name}: not in the archive") from None
     except (zipfile.BadZipFile, IsADirectoryError, PermissionError) as e:
         raise SpottingError(f"{name}: cannot read ({e})") from None
+
+
+def read_json(path: str | os.PathLike, *, inner: str | None = None, raw: bytes | None = None) -> dict:
+    """Load a JSON file; with `inner`, the member `inner` of the zip archive `path`; `raw`: its bytes."""
+    name = f"{path}!{inner}" if inner else str(path)
     try:
-        data = json.loads(raw)
+        data = loads(read_bytes(path, inner=inner) if raw is None else raw)  # msgspec when installed
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise SpottingError(f"{name}: malformed JSON ({e})") from None
     if not isinstance(data, dict):
@@ -169,12 +178,18 @@ def list_games(root: str | os.PathLike, filename: str | None = None) -> list[str
     return sorted(games)
 
 
-def read_game_json(root: str | os.PathLike, game: str, filename: str) -> dict:
-    """`root/game/filename` from a tree or from a zip archive."""
+def game_file(root: str | os.PathLike, game: str, filename: str) -> tuple[Path, str | None]:
+    """Where `root/game/filename` is: (the file, None) in a tree, (the archive, its member) in a zip."""
     root = Path(root)
     if root.is_file():
-        return read_json(root, inner=f"{game}/{filename}" if game not in ("", ".") else filename)
-    return read_json(root / game / filename)
+        return root, f"{game}/{filename}" if game not in ("", ".") else filename
+    return root / game / filename, None
+
+
+def read_game_json(root: str | os.PathLike, game: str, filename: str) -> dict:
+    """`root/game/filename` from a tree or from a zip archive."""
+    path, inner = game_file(root, game, filename)
+    return read_json(path, inner=inner)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -188,6 +203,8 @@ def label_arrays(data: dict, *, classes: Sequence[str] = CLASSES_V2, source: str
     anns = data.get("annotations")
     if not isinstance(anns, list):
         raise SpottingError(f"{source}: no 'annotations' list")
+    if tuple(classes) != CLASSES_V1 and (columns := label_columns(anns, class_table(tuple(classes)))) is not None:
+        return columns  # the bulk path (io/columns.py); v1 labels map by key word, row by row
     lookup = _class_lookup(classes)
     halves, positions, labels, class_ids, teams, visibilities, game_times_ = [], [], [], [], [], [], []
     match = _GAME_TIME.match
@@ -224,22 +241,6 @@ def label_arrays(data: dict, *, classes: Sequence[str] = CLASSES_V2, source: str
 # ---------------------------------------------------------------------------------------------
 # results_spotting.json
 # ---------------------------------------------------------------------------------------------
-def _result_columns_fast(preds: list, classes: Sequence[str]) -> tuple | None:
-    """Columns of clean predictions, converted in bulk (int(), float() semantics); None on any doubt."""
-    table = {name: i for i, name in enumerate(classes)}
-    try:
-        half = np.array([p["half"] for p in preds], dtype=object).astype(np.int64)
-        position_f = np.array([p["position"] for p in preds], dtype=object).astype(np.float64)
-        conf = np.array([p["confidence"] for p in preds], dtype=object).astype(np.float64)
-        labels = [p["label"] for p in preds]
-        class_ids = np.array([table[label] for label in labels], dtype=np.int64)  # only str keys match
-    except (KeyError, TypeError, ValueError, OverflowError):
-        return None
-    ok = (half.shape == position_f.shape == conf.shape == (len(preds),) and np.all((half == 1) | (half == 2)) and np.all((position_f >= 0) & (position_f < 2**62))
-          and np.all(np.isfinite(conf)))
-    return (half, position_f.astype(np.int64), labels, class_ids, conf) if ok else None
-
-
 def _result_columns_checked(preds: list, classes: Sequence[str], source: str) -> tuple:
     """Columns of predictions, row by row, raising one SpottingError at the first bad row."""
     lookup = _class_lookup(classes)
@@ -275,8 +276,9 @@ def result_arrays(data: dict, *, classes: Sequence[str] = CLASSES_V2, source: st
     preds = data.get("predictions")
     if not isinstance(preds, list):
         raise SpottingError(f"{source}: no 'predictions' list")
-    columns = _result_columns_fast(preds, classes) if tuple(classes) != CLASSES_V1 else None
-    half, position, labels, class_ids, conf = columns or _result_columns_checked(preds, classes, source)
+    if tuple(classes) != CLASSES_V1 and (columns := result_columns(preds, class_table(tuple(classes)))) is not None:
+        return columns  # the bulk path (io/columns.py)
+    half, position, labels, class_ids, conf = _result_columns_checked(preds, classes, source)
     return {"half": half, "position_ms": position, "label": labels, "class_id": class_ids, "confidence": conf}
 
 
@@ -311,9 +313,3 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
-
-
-# ---------------------------------------------------------------------------------------------
-# Features: 1_<name>.npy, 2_<name>.npy
-# ---------------------------------------------------------------------------------------------
-
