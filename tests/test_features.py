@@ -180,6 +180,35 @@ def test_halves_by_offset_and_by_pair(clip, tmp_path, counted):
         features.extract_cached(video, backbone=TINY, half_offset_s=10.0)
 
 
+def test_an_interrupted_extraction_resumes_at_its_first_missing_piece(tmp_path, counted, monkeypatch):
+    video = tmp_path / "long.mp4"
+    videos.coded_video(video, seconds=5.0, size=(160, 96))
+    whole = features.extract_features(video, backbone=TINY)             # 10 frames at 2 fps
+    counted.clear()
+    monkeypatch.setattr(features, "CHUNK_S", 1.5)                        # pieces of 3 frames: 4 pieces
+    real = features.extract_features
+
+    def dies_on_the_third_piece(*args, **kwargs):
+        if len(counted) == 2:               # two pieces decoded
+            raise KeyboardInterrupt("killed")                            # a job killed mid-extraction
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(features, "extract_features", dies_on_the_third_piece)
+    with pytest.raises(KeyboardInterrupt):
+        features.extract_cached(video, backbone=TINY)
+    pieces = tmp_path / "long" / ".1_tiny-test.chunks"
+    assert len(list(pieces.glob("*.npy"))) == 2 and not (tmp_path / "long" / "1_tiny-test.npy").exists()
+
+    monkeypatch.setattr(features, "extract_features", real)
+    counted.clear()
+    seen = []
+    (resumed,) = features.extract_cached(video, backbone=TINY, progress=lambda f, t: seen.append(f))
+    assert counted == [3.0, 4.5]                                         # only the two missing pieces
+    assert resumed.shape == whole.shape and seen[-1] == 1.0 and seen == sorted(seen)
+    np.testing.assert_allclose(resumed, whole, rtol=1e-4, atol=1e-4)   # the same frames as in one run
+    assert not pieces.exists() and (tmp_path / "long" / "1_tiny-test.npy").is_file()
+
+
 def test_read_only_folder_falls_back(clip, tmp_path, counted, monkeypatch):
     ro = tmp_path / "ro"
     ro.mkdir()
@@ -214,3 +243,48 @@ def test_fold_batchnorm_is_exact_on_a_resnet():
         got = backbones.fold_batchnorm(net)(x)
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())
     torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_cpu_network_leaves_a_core_to_the_decoder(clip, counted, monkeypatch):
+    """While ffmpeg decodes beside it, the CPU network runs on all cores but one; the caller's
+    thread count is back between batches and after."""
+    assert features.network_threads(1) == 1 and features.network_threads(2) == 1 and features.network_threads(8) == 7
+    monkeypatch.setattr(features, "network_threads", lambda cpus=None: 1)
+    seen = []
+
+    class Recording(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = _tiny_build("cpu")
+
+        def forward(self, x):
+            seen.append(torch.get_num_threads())
+            return self.net(x)
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        for _ in features.iter_features(clip, backbone=TINY, device="cpu", net=Recording(), batch_size=2):
+            assert torch.get_num_threads() == 2
+        assert seen and set(seen) == {1} and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_pieces_of_a_file_whose_audio_outlasts_its_video(tmp_path, counted, monkeypatch):
+    """The container's duration (its audio) runs past the last frame: the announced count has one
+    sample more than the video holds, so the last piece is empty; the half is still extracted."""
+    import subprocess
+
+    from spotting_core.io.ffmpeg import ffmpeg_exe
+
+    video = tmp_path / "match.mp4"
+    subprocess.run([ffmpeg_exe(), "-y", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc2=size=160x96:rate=25:d=3",
+                    "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:d=3.2", "-c:v", "libx264",
+                    "-c:a", "aac", str(video)], check=True)
+    assert vid.probe(video).num_samples(2.0) == 7                         # 6 frames at 0, 0.5 .. 2.5 s
+    whole = features.extract_features(video, backbone=TINY)
+    assert whole.shape == (6, 8)
+    monkeypatch.setattr(features, "CHUNK_S", 1.5)                        # pieces of 3 frames: the third empty
+    (half,) = features.extract_cached(video, backbone=TINY)
+    np.testing.assert_allclose(half, whole, rtol=1e-5, atol=1e-6)

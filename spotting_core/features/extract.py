@@ -5,8 +5,13 @@
     extract_to_file(video, backbone=..., out=...)      -> the .npy written (`spotting features`)
 
 Decoding runs in a thread (ffmpeg is a separate process) and overlaps the network, batch by batch,
-through a bounded queue, so memory stays flat for a 90-minute file. CUDA and half precision are
-used when there is a GPU.
+through a bounded queue, so memory stays flat for a 90-minute file. On the CPU the network leaves
+one core to the decoder (`network_threads`): the wall time then tends to max(decode, network)
+instead of paying for two thread pools fighting over every core. CUDA and half precision are used
+when there is a GPU.
+
+A half longer than CHUNK_S (5 minutes) is extracted in pieces, each cached as soon as it is done
+(`.<half>_<backbone>.chunks/`), so an interrupted job resumes where it stopped.
 
 The cache follows the SoccerNet layout: `<game>/<half>_<backbone>.npy` (+ a small hidden sidecar
 JSON with the cache key: backbone, fps, the file's size, mtime and a hash of its head and tail, and
@@ -17,8 +22,10 @@ falls back to `$SPOTTING_CACHE/features/` (default `~/.cache/spotting/features/`
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
+import shutil
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -99,6 +106,31 @@ def prefetch(batches: Iterator[np.ndarray], *, depth: int = 3) -> Iterator[np.nd
         t.join(timeout=10)
 
 
+def network_threads(cpus: int | None = None) -> int:
+    """torch's intra-op threads while ffmpeg decodes beside the network: all cores but one (at least 1)."""
+    if cpus is None:
+        try:
+            cpus = len(os.sched_getaffinity(0))  # the cores this process may use (Linux)
+        except AttributeError:
+            cpus = os.cpu_count() or 1
+    return max(1, int(cpus) - 1)
+
+
+@contextlib.contextmanager
+def _intra_op_threads(dev: torch.device):
+    """`network_threads()` on the CPU for the duration, restored after (any thread count the user set
+    lower is kept); nothing changes on a GPU."""
+    before = torch.get_num_threads()
+    want = min(before, network_threads()) if dev.type == "cpu" else before
+    if want != before:
+        torch.set_num_threads(want)
+    try:
+        yield
+    finally:
+        if want != before:
+            torch.set_num_threads(before)
+
+
 @torch.inference_mode()
 def iter_features(video: str | os.PathLike, *, backbone: str | Backbone, fps: float = 2.0,
                   device: str | torch.device | None = None, start: float | None = None,
@@ -117,8 +149,9 @@ def iter_features(video: str | os.PathLike, *, backbone: str | Backbone, fps: fl
                          batch_size=batch_size or bb.batch_size)
     done = 0
     for frames in prefetch(batches):                              # frames: (B, H, W, 3) uint8
-        x = bb.preprocess(torch.from_numpy(frames).to(dev, non_blocking=True))  # (B, 3, h, w)
-        y = net(x.to(dtype)).float().reshape(len(frames), -1)      # (B, D)
+        with _intra_op_threads(dev):  # per batch: the caller's threads are its own between two yields
+            x = bb.preprocess(torch.from_numpy(frames).to(dev, non_blocking=True))  # (B, 3, h, w)
+            y = net(x.to(dtype)).float().reshape(len(frames), -1)      # (B, D)
         if y.shape[1] != bb.dim:
             raise RuntimeError(f"backbone {bb.name} gave {y.shape[1]}-d features, its entry says {bb.dim}")
         done += len(frames)
@@ -205,8 +238,8 @@ def extract_cached(video, *, backbone: str, fps: float = 2.0, device: str | torc
                 if progress:
                     progress(min((done[0] + n) / total, 1.0), f"half {_half}: {text}")
 
-            arr = extract_features(path, backbone=bb, fps=fps, device=device, start=start, duration=duration,
-                                   net=net, progress=tick)
+            arr = _extract_in_chunks(path, bb=bb, fps=fps, device=device, start=start, duration=duration,
+                                     count=count, net=net, key=key, npy=npy, progress=tick)
             done[0] += count
             write_array(npy, key, arr)
             results.append(arr)
@@ -216,6 +249,51 @@ def extract_cached(video, *, backbone: str, fps: float = 2.0, device: str | torc
     if progress:
         progress(1.0, "features ready")
     return results
+
+
+CHUNK_S = 300.0  # seconds of video per cached piece: a resumed extraction redoes at most this much
+
+
+def _extract_in_chunks(path, *, bb: Backbone, fps: float, device, start: float | None, duration: float | None,
+                       count: int, net, key: dict, npy: Path, progress: Progress) -> np.ndarray:
+    """extract_features over the half in CHUNK_S pieces, each written (hidden, beside `npy`) as soon as
+    it is done, so an interrupted extraction (a killed job, a restarted server) resumes at its first
+    missing piece. The pieces go once the whole half is written."""
+    per = max(1, int(round(CHUNK_S * fps)))
+    n = max(1, -(-count // per))
+    if n == 1:
+        return extract_features(path, backbone=bb, fps=fps, device=device, start=start, duration=duration,
+                                net=net, progress=progress)
+    pieces = npy.with_name(f".{npy.stem}.chunks")
+    base = start or 0.0
+    parts = []
+    for i in range(n):
+        c_start = base + i * per / fps
+        c_duration = per / fps if i < n - 1 else (None if duration is None else base + duration - c_start)
+        c_key, c_npy = {**key, "chunk": i, "chunk_s": CHUNK_S}, pieces / f"{i:04d}.npy"
+        arr = read_array(c_npy, c_key)
+        if arr is None:
+            def tick(frac: float, text: str, _i=i) -> None:
+                progress(min((_i + frac) * per / max(count, 1), 1.0), f"piece {_i + 1}/{n}: {text}")
+
+            if i < n - 1:
+                arr = extract_features(path, backbone=bb, fps=fps, device=device, start=c_start,
+                                       duration=c_duration, net=net, progress=tick)
+            else:  # the last piece may hold nothing: a container (its audio) can outlast the last frame
+                left = max(count - i * per, 1)
+                got = list(iter_features(path, backbone=bb, fps=fps, device=device, start=c_start,
+                                         duration=c_duration, net=net,
+                                         progress=lambda d, _t=tick, _l=left: _t(min(d / _l, 1.0), f"{d} frames")))
+                arr = np.concatenate(got) if got else np.zeros((0, bb.dim), np.float32)
+            pieces.mkdir(parents=True, exist_ok=True)
+            write_array(c_npy, c_key, arr)
+        else:
+            progress(min((i + 1) * per / max(count, 1), 1.0), f"piece {i + 1}/{n}: cached")
+        parts.append(arr)
+    whole = np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
+    write_array(npy, key, whole)
+    shutil.rmtree(pieces, ignore_errors=True)
+    return whole
 
 
 def extract_to_file(video: str | os.PathLike, *, backbone: str = "mobilenetv2-offline", fps: float = 2.0,
