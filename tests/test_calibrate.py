@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from spotting_core.engine.calibrate import (
     fit_thresholds,
     match_predictions,
     read_thresholds,
+    read_tree_pairs,
     score_at,
     threshold_vector,
 )
@@ -113,3 +115,35 @@ def test_cli_calibrate_then_evaluate_reads_the_file(tmp_path, capsys):
 def test_every_class_gets_a_threshold():
     thr = fit_thresholds([_game([(1, 1000, 4)], [(1, 1000, 4, 0.5)])])
     assert set(thr["classes"]) == set(CLASSES_V2) and np.isfinite(list(thr["classes"].values())).all()
+
+
+REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "soccernet-v2"
+
+
+@pytest.mark.skipif(not (REAL / "predictions" / "calf-test").is_dir(), reason="../shared/data not on this machine")
+def test_evaluate_at_operating_points_on_real_predictions(tmp_path, capsys):
+    """Fit on 4 real games, score on 4 others: evaluate --thresholds gives score_at's figures beside Average-mAP."""
+    import shutil
+
+    labels, preds = REAL / "labels" / "test", REAL / "predictions" / "calf-test"
+    games = sorted(p.parent.relative_to(preds) for p in preds.rglob("results_spotting.json"))[:8]
+    trees = {}
+    for part, chosen in (("fit", games[0::2]), ("held", games[1::2])):
+        for kind, root, name in (("labels", labels, "Labels-v2.json"), ("preds", preds, "results_spotting.json")):
+            for g in chosen:
+                (tmp_path / part / kind / g).mkdir(parents=True)
+                shutil.copy(root / g / name, tmp_path / part / kind / g / name)
+        trees[part] = (str(tmp_path / part / "labels"), str(tmp_path / part / "preds"))
+    thr = tmp_path / "thr.json"
+    assert main(["calibrate", *trees["fit"], "--out", str(thr)]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", *trees["held"], "--metric", "all", "--thresholds", str(thr), "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    want = score_at(read_tree_pairs(*trees["held"]), read_thresholds(thr), tolerance_s=5.0)
+    assert {k: got[k] for k in ("precision", "recall", "f1")} == {k: want[k] for k in ("precision", "recall", "f1")}
+    assert got["operating_point"]["per_class"] == want["per_class"] and 0 < got["f1"] < 1
+    assert set(got) >= {"loose", "tight"} and "a_mAP" in got["loose"]
+    assert main(["evaluate", *trees["held"], "--thresholds", str(thr), "--tolerance", "1"]) == 0
+    text = capsys.readouterr().out
+    assert "at the operating points" in text and "+-1 s" in text and "Throw-in" in text
+    assert main(["evaluate", *trees["held"], "--thresholds", str(tmp_path / "missing.json")]) == 2

@@ -7,14 +7,43 @@ inside the commands, so `spotting --help` and the metric stay light.
 from __future__ import annotations
 
 import json
+import os
+
+from spotting_core.errors import SpottingError
 
 
 def cmd_evaluate(args) -> int:
-    from spotting_core.engine.evaluate import evaluate, format_table
+    # The metric does no linear algebra: starting OpenBLAS's thread pool (on numpy's import) would
+    # cost more CPU than the metric itself. Only when numpy is not loaded yet and the user set nothing.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    from spotting_core.engine.evaluate import METRICS, evaluate_metrics, format_table
 
-    results = evaluate(args.labels, args.predictions, metric=args.metric,
-                       prediction_file=args.prediction_file, label_file=args.label_file)
-    print(json.dumps(results) if args.json else format_table(results, metric=args.metric))
+    metrics = METRICS if args.metric == "all" else (args.metric,)
+    results = evaluate_metrics(args.labels, args.predictions, metrics=metrics,
+                               prediction_file=args.prediction_file, label_file=args.label_file)
+    out = dict(results) if args.metric == "all" else dict(results[args.metric])
+    point = None
+    if args.thresholds:  # precision / recall / F1 at the operating points, beside Average-mAP
+        from spotting_core.engine.calibrate import read_thresholds, read_tree_pairs, score_at
+
+        if args.tolerance <= 0:
+            raise SpottingError(f"--tolerance must be positive seconds, not {args.tolerance:g}")
+        games = read_tree_pairs(args.labels, args.predictions, label_file=args.label_file,
+                                prediction_file=args.prediction_file)
+        point = score_at(games, read_thresholds(args.thresholds), tolerance_s=args.tolerance)
+        out.update({k: point[k] for k in ("precision", "recall", "f1")},
+                   operating_point={"thresholds": str(args.thresholds), **point})
+    if args.json:  # one metric: its six keys; all: {metric: its six keys}; + the operating point's
+        print(json.dumps(out))
+        return 0
+    print("\n\n".join(format_table(results[m], metric=m) for m in metrics))
+    if point is not None:
+        print(f"\nat the operating points of {args.thresholds} (+-{args.tolerance:g} s): precision "
+              f"{point['precision']:.4f}  recall {point['recall']:.4f}  F1 {point['f1']:.4f}  "
+              f"(kept {point['kept']} of {point['candidates']} predictions, {point['labels']} labels)")
+        for name, row in point["per_class"].items():
+            print(f"  {name:<20} precision {row['precision']:.4f}  recall {row['recall']:.4f}  "
+                  f"F1 {row['f1']:.4f}  kept {row['kept']:>6}  labels {row['labels']:>6}")
     return 0
 
 
@@ -38,10 +67,17 @@ def register(sub) -> None:
     e = sub.add_parser("evaluate", help="Average-mAP of predictions against labels (official semantics)")
     e.add_argument("labels", help="SoccerNet tree or .zip with Labels-v2.json per game")
     e.add_argument("predictions", help="tree or .zip with results_spotting.json per game")
-    e.add_argument("--metric", choices=["loose", "tight"], default="loose")
-    e.add_argument("--json", action="store_true", help="one JSON object with the official key names")
+    e.add_argument("--metric", choices=["loose", "tight", "all"], default="loose",
+                   help="all: loose and tight in one pass over the files")
+    e.add_argument("--json", action="store_true",
+                   help="one JSON object with the official key names (--metric all: keyed by metric)")
     e.add_argument("--label-file", default="Labels-v2.json")
     e.add_argument("--prediction-file", default="results_spotting.json")
+    e.add_argument("--thresholds", metavar="FILE", default=None,
+                   help="also precision, recall and F1 at these operating points (`spotting calibrate`), "
+                        "overall (top-level keys precision, recall, f1) and per class")
+    e.add_argument("--tolerance", type=float, default=5.0,
+                   help="seconds either side for --thresholds (default 5)")
     e.set_defaults(func=cmd_evaluate)
 
     y = sub.add_parser("synth", help="generate a synthetic SoccerNet-layout benchmark")
