@@ -15,11 +15,12 @@ from pages.common import (
     require_match,
     reviewed_events,
     seek_to,
+    thresholds_of,
 )
-from pages.support.charts import grab_frames, salient_frames, timeline_figure
+from pages.support.charts import grab_frames, salient_frames, shot_ticks, timeline_figure
 from spotting_core.errors import SpottingError
 from spotting_core.io.soccernet import CLASSES_V2, FPS
-from spotting_core.review.matches import Match, load_arrays
+from spotting_core.review.matches import Match, load_arrays, review_thresholds
 
 match = require_match()
 st.header("Timeline")
@@ -44,18 +45,53 @@ half_events = shown[(shown["half"] == half) & shown["label"].isin(classes)].rese
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def _figure(folder: str, stamp: float, half: int, classes: tuple[str, ...], shown, labels):
+def _figure(folder: str, stamp: float, half: int, classes: tuple[str, ...], shown, labels, shots_s=None,
+            thresholds=None):
     """The chart, cached per results (and their time stamp), half, classes and events (a click reuses it)."""
     arrays = load_arrays(Match(folder=folder, name=""))
-    fig = timeline_figure(arrays=arrays.get(half), events=shown, labels=labels, half=half, classes=classes)
+    fig = timeline_figure(arrays=arrays.get(half), events=shown, labels=labels, half=half, classes=classes,
+                          shots_s=shots_s, thresholds=dict(thresholds) if thresholds else None)
     return fig.to_plotly_json()
+
+
+def _shots_of_half(half: int) -> tuple[tuple[float, ...] | None, Path | None]:
+    """Shot boundaries of this half's video (cached ones only) and the video, if there is one."""
+    where = match.video(half)
+    if where is None or not where[0].is_file():
+        return None, None
+    path, offset = where
+    other = match.video(2) if half == 1 else None
+    until = other[1] if other and other[0] == path and other[1] > 0 else None   # one file, both halves
+    return shot_ticks(path, offset, until), path
+
+
+def _detect_shots(path: Path) -> None:
+    from spotting_core.media.shots import detect_shots
+
+    bar = st.progress(0.0, text="Detecting shot boundaries")
+    try:
+        detect_shots(path, progress=lambda f, t: bar.progress(min(1.0, max(0.0, f)), text=t))
+    except SpottingError as e:
+        st.session_state["tl_shots_error"] = str(e)
+    bar.empty()
 
 
 # the figure must not depend on the selection: a changed figure is a new chart, which would lose the zoom
 stamp = max((p.stat().st_mtime for p in Path(match.folder).glob(f"{half}_*.npy")), default=0.0)
-fig = _figure(match.folder, stamp, half, tuple(classes), shown[shown["half"] == half], labels)
+shots_s, shots_video = _shots_of_half(half)
+operating_points = thresholds_of(match)
+lines = tuple(review_thresholds(operating_points).items()) if operating_points else None
+fig = _figure(match.folder, stamp, half, tuple(classes), shown[shown["half"] == half], labels, shots_s, lines)
 if not arrays.get(half):
     st.caption("No per-frame scores saved with these results: only the events are drawn.")
+if shots_s is not None:
+    st.caption(f"Ticks under the curves: {len(shots_s)} shot boundaries of the video.")
+elif shots_video is not None:
+    st.button("Detect shot boundaries", key="tl_detect_shots", on_click=_detect_shots, args=(shots_video,),
+              help="TransNetV2 (or the content detector) over every frame of this half's video, cached beside it; "
+                   "the Highlights page does it when it snaps a reel.", icon=":material/view_week:")
+if st.session_state.get("tl_shots_error"):
+    st.warning(f"Shot boundaries unavailable: {st.session_state.pop('tl_shots_error')}")
 state = st.plotly_chart(fig, key="timeline", on_select="rerun", selection_mode="points",
                         config={"scrollZoom": True, "displaylogo": False})
 

@@ -41,6 +41,11 @@ def env(tmp_path_factory):
     saved = {k: os.environ.get(k) for k in ("SPOTTING_CACHE", "SPOTTING_MEDIA_ROOT", "SPOTTING_AUTOLOAD_DEMO")}
     os.environ.update({"SPOTTING_CACHE": str(cache), "SPOTTING_MEDIA_ROOT": str(media), "SPOTTING_AUTOLOAD_DEMO": "1"})
     demo = ensure_demo()
+    from spotting_core.media.shots import detect_shots
+
+    # once per demo (cached beside it): what Highlights snaps to; content: seconds, where TransNetV2 on a
+    # loaded 2-core CPU takes minutes (test_shots.py covers TransNetV2)
+    detect_shots(demo / "1_demo.mp4", detector="content")
     yield {"cache": cache, "media": media, "demo": demo}
     for k, v in saved.items():
         if v is None:
@@ -121,6 +126,16 @@ def test_salient_frames_from_window_weights():
     assert top == [(38, pytest.approx(0.9)), (55, pytest.approx(0.8)), (64, pytest.approx(0.7))]
 
 
+def test_segment_thumbnails_are_the_exact_first_and_last_frames(tmp_path):
+    from pages.support.charts import frames_at
+    from spotting_core.synth.shots import read_frame_index, render_shot_video, shot_script
+
+    video = render_shot_video(tmp_path / "v.mp4", shot_script(seconds=3, dissolves=0, seed=1))
+    firsts = frames_at(video, [k / 25 + 0.01 for k in (0, 44, 45, 74)], width=320)
+    lasts = frames_at(video, [(k + 1) / 25 - 0.03 for k in (0, 44, 45, 74)], width=320)
+    assert [read_frame_index(f) for f in firsts] == [read_frame_index(f) for f in lasts] == [0, 44, 45, 74]
+
+
 def test_media_urls_only_for_served_folders(env):
     assert media_url(env["demo"] / "1_demo.mp4") == "/media-files/cache/demo/1_demo.mp4"
     assert media_url(Path("/etc/passwd")) is None
@@ -188,6 +203,34 @@ def test_review_accept_reject_nudge_relabel_undo_and_exports(env):
         "Labels-v2.json (accepted)", "results_spotting.json (not rejected)", "CSV (all, with status)"]
 
 
+def test_review_and_highlights_open_on_the_likely_events_and_the_timeline_draws_operating_points(env):
+    from spotting_core.review.matches import likely_events, match_thresholds, review_thresholds
+
+    match = Match(**_app().session_state["match"])
+    thresholds = match_thresholds(match)
+    assert thresholds is not None, "the demo checkpoint carries no operating points"
+    events = _store(env).events(match.match_id)                         # with the decisions of other tests
+    likely = int(likely_events(events, thresholds).sum())
+    assert 0 < likely < len(events)
+
+    at = _app("pages/review.py")
+    assert at.toggle(key="rv_every").value is False
+    assert len(at.dataframe[0].value) == likely                         # the default list: likely events only
+    at.toggle(key="rv_every").set_value(True).run()
+    at.slider(key="rv_min_conf").set_value(0.0).run()
+    assert len(at.dataframe[0].value) == len(events)                    # one switch: every candidate
+
+    hl = _app("pages/highlights.py")
+    assert hl.radio(key="hl_which").value == "Likely events"
+
+    tl = _app("pages/timeline.py")
+    spec = json.loads(tl.get("plotly_chart")[0].proto.spec)
+    lines = {t["name"]: t["y"][0] for t in spec["data"] if t.get("name", "").endswith(" operating point")}
+    shown = tl.multiselect(key="tl_classes").value
+    assert set(lines) == {f"{c} operating point" for c in shown}
+    assert all(lines[f"{c} operating point"] == pytest.approx(review_thresholds(thresholds)[c]) for c in shown)
+
+
 def test_two_tabs_see_each_others_decisions(env):
     a = _app("pages/review.py")
     b = _app("pages/review.py")
@@ -209,12 +252,40 @@ def test_highlights_cut_a_fast_reel(env):
     at.multiselect(key="hl_classes").set_value(["Goal", "Corner", "Foul", "Throw-in", "Ball out of play"]).run()
     assert not at.exception
     assert at.dataframe, _texts(at, "warning")
-    at.button(key="hl_cut").click().run()
+    at.button(key="hl_cut").click().run()                       # a reel job, in the worker
+    assert not at.exception and not at.error, _texts(at, "error")
+    assert at.session_state["hl_job"] is not None and "hl_reel" not in at.session_state
+    at.switch_page("pages/review.py").run()                     # away and back: the job goes on
+    _wait_for_jobs(at)
+    at.switch_page("pages/highlights.py").run()
     assert not at.exception and not at.error, _texts(at, "error")
     reel = Path(at.session_state["hl_reel"])
     assert reel.is_file() and reel.stat().st_size > 1000
     assert reel.with_suffix(".vtt").is_file() and reel.with_name(reel.stem + ".edl").is_file()
     assert at.get("video"), "the reel is not shown"
+
+
+def test_highlights_snaps_to_shots_and_previews_each_segment(env):
+    at = _app("pages/highlights.py")
+    at.radio(key="hl_which").set_value("Not rejected, above a confidence").run()
+    at.slider(key="hl_min_conf").set_value(0.0).run()
+    at.multiselect(key="hl_classes").set_value(["Shots on target", "Corner", "Throw-in"]).run()
+    assert not at.exception and at.toggle(key="hl_snap").value is True      # snapping is on by default
+    assert "Snapped to" in _texts(at, "caption")
+    rows = at.dataframe[0].value
+    assert len(at.image) >= 2 * min(len(rows), 12)                          # first and last frame of each
+    assert (rows["source_start"] != rows["requested_start"]).any() or (rows["source_end"] != rows["requested_end"]).any()
+    at.toggle(key="hl_snap").set_value(False).run()
+    rows = at.dataframe[0].value
+    assert (rows["source_start"] == rows["requested_start"]).all() and "Snapped to" not in _texts(at, "caption")
+
+
+def test_timeline_shows_shot_boundaries_as_ticks(env):
+    at = _app("pages/timeline.py")
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    ticks = [t for t in spec["data"] if t.get("name") == "shot boundaries"]
+    assert ticks and len(ticks[0]["x"]) >= 2, [t.get("name") for t in spec["data"]]
+    assert "shot boundaries of the video" in _texts(at, "caption")
 
 
 def test_models_page_lists_models_checkpoints_and_evaluates(env):

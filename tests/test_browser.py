@@ -7,6 +7,7 @@ measures the time to the first interactive timeline. Screenshots and timings: te
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -78,11 +79,45 @@ def _full_match(folder: Path) -> Path:
     return folder
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def _need_browser() -> None:
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} not installed (`make chromium` or apt-get install chromium)")
     pytest.importorskip("playwright.sync_api", reason="pip playwright is not installed")
+
+
+@contextlib.contextmanager
+def _streamlit(env: dict, log_path: Path):
+    """`streamlit run app.py` on a free loopback port; yields its base URL."""
+    port = _free_port()
+    log = open(log_path, "w")
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.address", "127.0.0.1",
+                             "--server.port", str(port), "--server.headless", "true"],
+                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    try:
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                if proc.poll() is not None or time.time() > deadline:
+                    pytest.fail(f"streamlit did not start; see {log_path}")
+                time.sleep(0.5)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    _need_browser()
     from spotting_core.synth.demo import ensure_demo
 
     cache = ROOT / ".cache" / "test-app"
@@ -91,37 +126,18 @@ def server(tmp_path_factory):
     saved = os.environ.get("SPOTTING_CACHE")
     os.environ["SPOTTING_CACHE"] = str(cache)
     try:
-        ensure_demo()
+        from spotting_core.media.shots import detect_shots
+
+        detect_shots(ensure_demo() / "1_demo.mp4")   # cached beside the video: Highlights snaps at once
     finally:
         if saved is None:
             os.environ.pop("SPOTTING_CACHE")
         else:
             os.environ["SPOTTING_CACHE"] = saved
     _full_match(media / "full_match")
-    port = _free_port()
-    log = open(tmp_path_factory.mktemp("log") / "streamlit.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.address", "127.0.0.1",
-                             "--server.port", str(port), "--server.headless", "true"],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as r:
-                if r.status == 200:
-                    break
-        except OSError:
-            if proc.poll() is not None or time.time() > deadline:
-                proc.kill()
-                pytest.fail(f"streamlit did not start; see {log.name}")
-            time.sleep(0.5)
-    yield {"base": base, "cache": cache, "media": media, "log": log.name}
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    log = tmp_path_factory.mktemp("log") / "streamlit.log"
+    with _streamlit(env, log) as base:
+        yield {"base": base, "cache": cache, "media": media, "log": str(log)}
 
 
 def _wait(page, js: str, arg=None, *, timeout_s: float = 60.0, what: str = ""):
@@ -260,3 +276,54 @@ def test_demo_timeline_review_reel_and_a_90_minute_match(server):
     (ARTIFACTS / "timeline_timing.json").write_text(json.dumps(timing, indent=2))
     print("90-minute timeline:", timing)
     assert t_default < 30 and t_all < 30
+
+
+def test_three_tabs_on_a_fresh_cache_and_a_spotting_job_through_a_refresh(tmp_path):
+    """A new user's first start: three tabs at once while the demo builds (one build, behind a lock),
+    then the default review list, and a spotting job that goes on through page changes and a refresh.
+    The server log must hold no traceback."""
+    _need_browser()
+    from playwright.sync_api import sync_playwright
+
+    cache, media = tmp_path / "fresh-cache", tmp_path / "media"
+    game = media / "long_game"
+    game.mkdir(parents=True)
+    rng = np.random.default_rng(3)
+    for half in (1, 2):   # 45 minutes a half: a job that runs long enough to be seen running
+        np.save(game / f"{half}_synth512.npy", rng.standard_normal((5400, 512)).astype(np.float32))
+    env = dict(os.environ, SPOTTING_CACHE=str(cache), SPOTTING_MEDIA_ROOT=str(media), SPOTTING_AUTOLOAD_DEMO="1")
+    log = tmp_path / "streamlit.log"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with _streamlit(env, log) as base, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
+        tabs = [browser.new_page(viewport={"width": 1440, "height": 1400}) for _ in range(3)]
+        for tab in tabs:                         # all three within a second, nothing built yet
+            tab.goto(base, wait_until="commit", timeout=60_000)
+        for tab in tabs:
+            tab.get_by_text("Demo match (synthetic)").first.wait_for(timeout=300_000)
+        assert (cache / "demo" / "demo.json").is_file() and not [d for d in cache.glob(".demo-build*") if d.is_dir()]
+        page = tabs[0]
+        for tab in tabs[1:]:
+            tab.close()
+
+        _nav(page, "Review")
+        page.locator(".st-key-rv_every").wait_for(timeout=60_000)
+        page.wait_for_timeout(1500)
+        page.screenshot(path=str(ARTIFACTS / "review_default_list.png"), full_page=True)
+
+        _nav(page, "Match")
+        page.get_by_role("tab", name="SoccerNet game folder").click()
+        page.get_by_label("Game folder (under the media root)").fill("long_game")
+        page.locator(".st-key-open_game button").click()
+        page.get_by_text("running", exact=False).first.wait_for(timeout=60_000)
+        page.screenshot(path=str(ARTIFACTS / "match_running_job.png"), full_page=True)
+        _nav(page, "Timeline")                   # away, then a browser refresh
+        page.wait_for_timeout(1000)
+        page.reload()
+        assert "job=" in page.url, page.url      # the job rides in the URL, also after a page change
+        page.locator('[data-testid="stSidebar"]').get_by_text("long_game").first.wait_for(timeout=300_000)
+        _nav(page, "Match")
+        page.get_by_text("Open: long_game").first.wait_for(timeout=60_000)
+        browser.close()
+    text = log.read_text()
+    assert "Traceback" not in text, text[-3000:]

@@ -144,7 +144,7 @@ def test_exact_reel_is_frame_accurate_and_in_sync(src, tmp_path):
     assert_in_sync(out, joins=[0.0, 2.5])
     # edit lists beside the reel, nothing else left behind
     names = sorted(p.name for p in tmp_path.iterdir())
-    assert names == ["ev.json", "reel.csv", "reel.edl", "reel.losslesscut.csv", "reel.mp4",
+    assert names == ["ev.json", "reel.csv", "reel.edl", "reel.llc", "reel.losslesscut.csv", "reel.mp4",
                      "reel.results_spotting.json", "reel.srt", "reel.vtt"]
 
 

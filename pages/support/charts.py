@@ -1,14 +1,16 @@
 """The app's charts and thumbnails: the per-class timeline and the salient frames around an event.
 
-    timeline_figure(arrays=, events=, labels=, half=, classes=)   plotly WebGL chart
+    timeline_figure(arrays=, events=, labels=, half=, classes=, shots_s=, thresholds=)   plotly WebGL chart
     salient_frames(arrays, frame)                                 the k most salient frames near an event
     grab_frames(video, seconds)                                   RGB thumbnails at those times
+    shot_ticks(video, offset)                                     cached shot boundaries, seconds into the half
+    frames_at(video, seconds)                                     the exact frames on screen then (first / last of a cut)
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -35,12 +37,15 @@ def downsample_max(values: np.ndarray, max_points: int) -> tuple[np.ndarray, np.
 
 def timeline_figure(*, arrays: dict[str, np.ndarray] | None, events: pd.DataFrame, labels: pd.DataFrame | None,
                     half: int, classes: Iterable[str], all_classes: Sequence[str] = CLASSES_V2, fps: float = FPS,
-                    max_points: int = 1200, selected_event: int | None = None):
+                    max_points: int = 1200, selected_event: int | None = None,
+                    shots_s: Sequence[float] | None = None, thresholds: Mapping[str, float] | None = None):
     """The per-class confidence chart of one half (minutes on x) with events, labels and saliency.
 
     Every trace is WebGL (Scattergl) and each curve is max-downsampled to `max_points`, so a
     90-minute half with 17 classes stays light. Curves have small markers so a click on them selects
-    a point; detected events carry their event id in customdata.
+    a point; detected events carry their event id in customdata. shots_s: shot boundaries (seconds
+    into the half), drawn as ticks under the curves. thresholds: each class's operating point, a faint
+    dashed line in its colour (grouped with its curve in the legend).
     """
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
@@ -62,6 +67,17 @@ def timeline_figure(*, arrays: dict[str, np.ndarray] | None, events: pd.DataFram
                 line={"width": 1.2, "color": class_color(c)}, marker={"size": 3, "color": class_color(c)},
                 hovertemplate=f"{name}<br>%{{x:.2f}} min<br>confidence %{{y:.2f}}<extra></extra>",
             ), row=1, col=1)
+    if thresholds and scores is not None and len(scores):
+        end = len(scores) / fps / 60.0
+        for name in classes:
+            if name in thresholds:
+                c = list(all_classes).index(name)
+                fig.add_trace(go.Scattergl(
+                    x=[0.0, end], y=[thresholds[name]] * 2, mode="lines", name=f"{name} operating point",
+                    legendgroup=name, showlegend=False, opacity=0.35,
+                    line={"width": 1, "dash": "dash", "color": class_color(c)},
+                    hovertemplate=f"{name} operating point {thresholds[name]:.2f}<extra></extra>",
+                ), row=1, col=1)
     ev = events[(events["half"] == half) & events["label"].isin(classes)]
     if len(ev):
         ids = ev["event_id"] if "event_id" in ev else ev.index
@@ -93,7 +109,16 @@ def timeline_figure(*, arrays: dict[str, np.ndarray] | None, events: pd.DataFram
             hovertemplate="saliency %{y:.3f}<br>%{x:.2f} min<extra></extra>",
         ), row=2, col=1)
         fig.update_yaxes(title_text="saliency", row=2, col=1)
-    fig.update_yaxes(title_text="confidence", range=[0, 1.12], row=1, col=1)
+    bottom = 0.0
+    if shots_s is not None and len(shots_s):
+        bottom = -0.1
+        fig.add_trace(go.Scattergl(
+            x=np.asarray(shots_s, dtype=float) / 60.0, y=np.full(len(shots_s), -0.05), mode="markers",
+            name="shot boundaries", marker={"symbol": "line-ns-open", "size": 10, "color": "#444",
+                                            "line": {"width": 1, "color": "#444"}},
+            hovertemplate="shot change<br>%{x:.3f} min<extra></extra>",
+        ), row=1, col=1)
+    fig.update_yaxes(title_text="confidence", range=[bottom, 1.12], row=1, col=1)
     fig.update_xaxes(title_text=f"half {half}, minutes", row=rows, col=1)
     fig.update_layout(height=560 if rows == 2 else 420, margin={"l": 40, "r": 10, "t": 30, "b": 40},
                       legend={"orientation": "v", "x": 1.01, "y": 1.0, "font": {"size": 11}}, uirevision=f"half-{half}", clickmode="event+select",
@@ -125,6 +150,34 @@ def salient_frames(arrays: dict[str, np.ndarray], frame: int, *, k: int = 6, rad
         return []
     top = np.argsort(-w, kind="stable")[:k]
     return sorted((int(frames[i]), float(w[i])) for i in top)
+
+
+def shot_ticks(video: str | os.PathLike, offset: float = 0.0, until: float | None = None) -> tuple[float, ...] | None:
+    """The video's shot boundaries (seconds from `offset`, the half's start in the file, up to `until`)
+    when a detector already ran on it; None otherwise (the chart never starts a detection)."""
+    from spotting_core.media.shots import cached_shots
+
+    shots = cached_shots(video)
+    if shots is None:
+        return None
+    return tuple(round(t - offset, 3) for t in shots.boundaries_s() if t >= offset and (until is None or t < until))
+
+
+def frames_at(video: str | os.PathLike, seconds: Sequence[float], *, width: int = 200) -> list[np.ndarray]:
+    """The frame on screen at each time (decode's sampling rule, to the frame, the file's last one too)."""
+    from spotting_core.io.video import decode_array, probe
+
+    info = probe(video)
+    fps = info.fps or 25.0
+    size = (width, max(2, int(round(width * info.height / info.width / 2)) * 2))
+    out = []
+    for s in seconds:
+        got = decode_array(video, fps=fps, size=size, start=max(0.0, float(s)), duration=1.0 / fps, info=info,
+                           strict=False)
+        if not len(got):
+            raise SpottingError(f"{video}: no frame at {s:.2f} s")
+        out.append(got[0])
+    return out
 
 
 def grab_frames(video: str | os.PathLike, seconds: Sequence[float], *, width: int = 224) -> list[np.ndarray]:

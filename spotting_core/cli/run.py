@@ -32,8 +32,10 @@ def cmd_reel(args) -> int:
 
     plan = make_reel(args.video, events=args.events, out=args.out, mode=args.mode, pre=args.pre,
                      post=args.post, classes=args.classes, min_confidence=args.min_confidence,
-                     half=args.half, max_duration=args.max_duration)
-    print(f"reel: {reel_summary(plan)}; edit lists beside it (.csv .losslesscut.csv .edl .srt .vtt "
+                     half=args.half, max_duration=args.max_duration,
+                     snap_s=None if args.no_snap else args.snap, with_replays=args.with_replays,
+                     detector=args.detector)
+    print(f"reel: {reel_summary(plan)}; edit lists beside it (.csv .losslesscut.csv .llc .edl .srt .vtt "
           ".results_spotting.json)", file=sys.stderr)
     print(args.out)
     return 0
@@ -79,6 +81,13 @@ def register(sub) -> None:
     r.add_argument("--min-confidence", type=float, default=0.5)
     r.add_argument("--half", type=int, choices=[1, 2], default=1)
     r.add_argument("--max-duration", type=float, default=None, help="cap on the reel's length in seconds")
+    r.add_argument("--snap", type=float, default=3.0, metavar="S",
+                   help="move each segment's start back to a shot start, its end forward to a shot end, within S s")
+    r.add_argument("--no-snap", action="store_true", help="keep the padded times (no shot detection)")
+    r.add_argument("--with-replays", action="store_true",
+                   help="extend a segment to the end of a replay starting within 30 s after its event (capped per class)")
+    r.add_argument("--detector", choices=["transnetv2", "content"], default=None,
+                   help="shot detector for --snap (default: transnetv2 when installed)")
     r.set_defaults(func=cmd_reel)
 
     o = sub.add_parser("demo", help="build (once) and print the folder of the synthetic demo match")

@@ -1,1 +1,1 @@
-"""Highlight reels: plans of padded, merged segments, cutting them with ffmpeg, edit lists."""
+"""Highlight reels: shot boundaries, plans of padded, snapped, merged segments, cutting them with ffmpeg, edit lists."""

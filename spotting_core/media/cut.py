@@ -4,6 +4,7 @@
     cut_exact(src, out, start=, end=)    frame-accurate, re-encodes only the segment
     concat(parts, out)                   join segments cut with the same settings
     keyframes(path, start, end)          keyframe times (s) of the first video stream
+    copied_span(src, part, start=)       where a cut_copy part really lies in the source (fast-mode truth)
 """
 
 from __future__ import annotations
@@ -74,6 +75,33 @@ def concat(parts: Sequence[str | os.PathLike], out: str | os.PathLike, *, fastst
     finally:
         listing.unlink(missing_ok=True)
     return out
+
+
+def _video_packets(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """(pts, duration) in seconds of every packet of the first video stream (demux only)."""
+    args = ffmpeg_command("-i", str(path), "-map", "0:v:0", "-c", "copy", "-f", "framecrc", "-")
+    r = subprocess.run(args, capture_output=True, text=True, errors="replace")
+    tb = re.search(r"#tb 0: (\d+)/(\d+)", r.stdout)
+    if r.returncode != 0 or not tb:
+        raise SpottingError(f"{path}: cannot read its packets ({error_line(r.stderr, path)})")
+    scale = int(tb.group(1)) / int(tb.group(2))
+    rows = [[int(f) for f in line.split(",")[2:4]] for line in r.stdout.splitlines()
+            if line.startswith("0,")]
+    arr = np.asarray(rows, dtype=np.float64).reshape(-1, 2) * scale
+    return arr[:, 0], arr[:, 1]
+
+
+def copied_span(src: str | os.PathLike, part: str | os.PathLike, *, start: float) -> tuple[float, float]:
+    """Where a `cut_copy` of `src` from `start` really lies in the source: from the keyframe at or
+    before `start` for as long as the part's video packets last."""
+    kf = keyframes(src, start=max(0.0, start - 30.0), end=start + 1e-3)
+    kf = kf[kf <= start + 1e-6]
+    if not len(kf):
+        kf = keyframes(src, end=start + 1e-3)
+    first = float(kf.max()) if len(kf) else 0.0
+    pts, dur = _video_packets(part)
+    length = float(np.max(pts + dur) - np.min(pts)) if len(pts) else 0.0
+    return round(first, 6), round(first + length, 6)
 
 
 def keyframes(path: str | os.PathLike, *, start: float = 0.0, end: float | None = None) -> np.ndarray:

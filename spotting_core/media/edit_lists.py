@@ -1,8 +1,11 @@
 """Edit lists of a reel plan: what an editor imports instead of (or besides) the cut reel.
 
-    write_edit_lists(plan, base)    base.csv, base.losslesscut.csv (start,end,label), base.edl (CMX3600),
-                                    base.srt, base.vtt (captions on the reel timeline),
-                                    base.results_spotting.json (the kept events)
+    write_edit_lists(plan, base)    base.csv, base.losslesscut.csv (start,end,label), base.llc (LosslessCut
+                                    project), base.edl (CMX3600), base.srt, base.vtt (captions on the reel
+                                    timeline), base.results_spotting.json (the kept events)
+
+Every list carries the segments' times as cut: snapped to shots when the plan was, and in fast mode
+the keyframe each stream copy really starts from (the csv keeps the requested times beside them).
 """
 
 from __future__ import annotations
@@ -36,7 +39,9 @@ def _clock(seconds: float, sep: str) -> str:
 def edit_list_rows(plan: ReelPlan) -> list[dict]:
     rows = []
     for i, (s, r0) in enumerate(zip(plan.segments, plan.reel_starts()), start=1):
+        asked = s.requested or (s.start, s.end)
         rows.append({"index": i, "source_start": round(s.start, 3), "source_end": round(s.end, 3),
+                     "requested_start": round(asked[0], 3), "requested_end": round(asked[1], 3),
                      "reel_start": round(r0, 3), "reel_end": round(r0 + s.duration, 3),
                      "duration": round(s.duration, 3), "label": s.label,
                      "events": "; ".join(f"{e['label']} {soccernet.format_game_time(e['half'], e['position_ms'])} "
@@ -57,9 +62,9 @@ def captions(plan: ReelPlan, *, before_s: float = 1.0, after_s: float = 3.0) -> 
 
 
 def write_edit_lists(plan: ReelPlan, base: str | os.PathLike, *, title: str = "REEL",
-                     formats: Sequence[str] = ("csv", "losslesscut", "edl", "srt", "vtt", "json")) -> list[Path]:
+                     formats: Sequence[str] = ("csv", "losslesscut", "llc", "edl", "srt", "vtt", "json")) -> list[Path]:
     """Edit lists beside `base` (the reel's path without its suffix): base.csv, base.losslesscut.csv,
-    base.edl (CMX3600), base.srt, base.vtt, base.results_spotting.json (the kept events)."""
+    base.llc, base.edl (CMX3600), base.srt, base.vtt, base.results_spotting.json (the kept events)."""
     base = Path(base)
     written = []
     rows = edit_list_rows(plan)
@@ -67,10 +72,16 @@ def write_edit_lists(plan: ReelPlan, base: str | os.PathLike, *, title: str = "R
         if fmt == "csv":
             path = base.with_name(base.name + ".csv")
             text = pd.DataFrame(rows, columns=["index", "source_start", "source_end", "reel_start", "reel_end",
-                                               "duration", "label", "events", "max_confidence"]).to_csv(index=False)
+                                               "duration", "label", "events", "max_confidence", "requested_start",
+                                               "requested_end"]).to_csv(index=False)
         elif fmt == "losslesscut":  # LosslessCut "Import CSV": start,end,label in seconds, no header
             path = base.with_name(base.name + ".losslesscut.csv")
             text = "".join(f"{r['source_start']:.3f},{r['source_end']:.3f},\"{r['label']}\"\n" for r in rows)
+        elif fmt == "llc":  # LosslessCut project (JSON5; plain JSON is valid JSON5): File > Open project
+            path = base.with_name(base.name + ".llc")
+            text = json.dumps({"version": 1, "mediaFileName": plan.video.name,
+                               "cutSegments": [{"start": r["source_start"], "end": r["source_end"], "name": r["label"]}
+                                               for r in rows]}, indent=2) + "\n"
         elif fmt == "edl":
             path = base.with_name(base.name + ".edl")
             lines = [f"TITLE: {title}", "FCM: NON-DROP FRAME", ""]
@@ -96,7 +107,7 @@ def write_edit_lists(plan: ReelPlan, base: str | os.PathLike, *, title: str = "R
             data["dropped_by_max_duration"] = len([e for s in plan.dropped for e in s.events])
             text = json.dumps(data, indent=2)
         else:
-            raise SpottingError(f"unknown edit-list format {fmt!r}; choose from csv, losslesscut, edl, srt, vtt, json")
+            raise SpottingError(f"unknown edit-list format {fmt!r}; choose from csv, losslesscut, llc, edl, srt, vtt, json")
         soccernet.atomic_write_text(path, text)
         written.append(path)
     return written

@@ -2,6 +2,7 @@
 
     select_events(events, classes=, min_confidence=, half=)   results file / review table -> kept events
     plan_reel(events, duration=..., pre=, post=, max_duration=) -> ReelPlan
+    plan_reel(..., shots=detect_shots(video), snap_s=3, with_replays=True)   cut on shot changes
 
 The same ReelPlan is previewed by the app, cut by `media/render.py` and written as edit lists by
 `media/edit_lists.py`.
@@ -24,6 +25,8 @@ import pandas as pd
 
 from spotting_core.errors import SpottingError
 from spotting_core.io import soccernet, tables
+from spotting_core.media import snap
+from spotting_core.media.shots import Shots
 
 Progress = Callable[[float, str], None]
 
@@ -121,6 +124,7 @@ class Segment:
     start: float                     # seconds in the source file
     end: float
     events: list[dict] = field(default_factory=list)   # half, position_ms, label, confidence, time (s in file)
+    requested: tuple[float, float] | None = None       # (start, end) before snapping / before a fast cut moved them
 
     @property
     def duration(self) -> float:
@@ -157,9 +161,14 @@ def padding_for(label: str, pre: float | None, post: float | None) -> tuple[floa
 
 def plan_reel(events: pd.DataFrame, *, video: str | os.PathLike, duration: float | None, fps: float = 25.0,
               pre: float | None = None, post: float | None = None, max_duration: float | None = None,
-              half_offset_s: float | None = None, merge_gap_s: float = 0.0) -> ReelPlan:
-    """Pad each event (per class unless pre/post are given), merge windows that overlap (or lie within
-    merge_gap_s), then, if the total exceeds max_duration, keep the best-scoring segments that fit."""
+              half_offset_s: float | None = None, merge_gap_s: float = 0.0, shots: Shots | None = None,
+              snap_s: float | None = None, with_replays: bool = False) -> ReelPlan:
+    """Pad each event (per class unless pre/post are given), snap the window to `shots` (its start
+    back to a shot start, its end forward to a shot end, each within snap_s; with_replays: on to the
+    end of a replay that follows the event, `media/snap.py`), merge windows that overlap (or lie
+    within merge_gap_s), then, if the total exceeds max_duration, keep the best-scoring segments that fit."""
+    if shots is not None and snap_s is not None and snap_s < 0:
+        raise SpottingError(f"--snap {snap_s:g}: must be 0 (no snapping) or more seconds")
     windows = []
     for r in events.itertuples(index=False):
         offset = float(half_offset_s) if (half_offset_s is not None and int(r.half) == 2) else 0.0
@@ -171,13 +180,20 @@ def plan_reel(events: pd.DataFrame, *, video: str | os.PathLike, duration: float
         if end - start <= 0:
             where = f"{r.label} at half {r.half}, {r.position_ms} ms"
             raise SpottingError(f"{where}: lies beyond the end of {video} ({duration:.1f} s); wrong --half or events file?")
+        requested = (start, end)
+        if shots is not None and with_replays:
+            end = snap.replay_end(event=t, end=end, label=r.label, shots=shots) or end
+        if shots is not None and snap_s:
+            start, end = snap.snap_window(start, end, event=t, shots=shots, snap_s=snap_s, duration=duration)
         windows.append(Segment(start, end, [{"half": int(r.half), "position_ms": int(r.position_ms), "label": r.label,
-                                             "confidence": float(r.confidence), "time": t}]))
+                                             "confidence": float(r.confidence), "time": t}], requested))
     windows.sort(key=lambda s: (s.start, s.end))
     merged: list[Segment] = []
     for w in windows:
         if merged and w.start <= merged[-1].end + merge_gap_s:
             merged[-1].end = max(merged[-1].end, w.end)
+            if merged[-1].requested and w.requested:
+                merged[-1].requested = (merged[-1].requested[0], max(merged[-1].requested[1], w.requested[1]))
             merged[-1].events.extend(w.events)
         else:
             merged.append(w)
@@ -200,8 +216,11 @@ def plan_reel(events: pd.DataFrame, *, video: str | os.PathLike, duration: float
             a, b = padding_for(max(best.events, key=lambda e: e["confidence"])["label"], pre, post)
             lead = max_duration * a / max(a + b, 1e-9)
             start = min(max(best.start, centre - lead), best.end - max_duration)
-            kept = [Segment(start, start + max_duration, [e for e in best.events
-                                                          if start <= e["time"] <= start + max_duration])]
+            end = start + max_duration
+            if shots is not None and snap_s:
+                inside = snap.snap_inside(start, end, shots=shots, snap_s=snap_s)
+                start, end = inside if inside[0] <= centre <= inside[1] else (start, end)
+            kept = [Segment(start, end, [e for e in best.events if start <= e["time"] <= end], best.requested)]
         merged = sorted(kept, key=lambda s: s.start)
         dropped.sort(key=lambda s: s.start)
     return ReelPlan(video=Path(video), segments=merged, dropped=dropped, fps=fps)

@@ -2,7 +2,10 @@
 
     plan = plan_from_events(video, events, classes=..., min_confidence=..., half=1)   probe + select + plan
     cut_reel(plan, out, mode="fast" | "exact")        the reel (temp file, renamed) + edit lists beside it
-    make_reel(video, events=..., out=...)             both (`reel_command` is the CLI's entry)
+    make_reel(video, events=..., out=..., snap_s=3)   both (`reel_command` is the CLI's entry)
+
+Snapping (snap_s, with_replays) moves segment edges to shot changes (`media/snap.py`); in fast mode
+the edit lists report where each stream copy really starts (its keyframe), not the requested time.
 
 Modes:
     fast   stream copy + concat demuxer: no re-encode, each segment starts at the keyframe at or before
@@ -14,6 +17,7 @@ Modes:
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import tempfile
@@ -41,10 +45,11 @@ def _check_out(video: Path, out: Path) -> None:
 
 def render_reel(video: str | os.PathLike, plan: ReelPlan, out: str | os.PathLike, *, mode: str = "fast",
                 progress: Progress | None = None, caption: bool = False, title: str | None = None,
-                fade_s: float = 0.0, faststart: bool = True) -> Path:
+                fade_s: float = 0.0, faststart: bool = True, spans: list | None = None) -> Path:
     """Cut and join the plan's segments into `out` (a temp file in out's folder, renamed at the end).
 
-    faststart (MP4): index at the front so the reel plays while it downloads; costs one rewrite."""
+    faststart (MP4): index at the front so the reel plays while it downloads; costs one rewrite.
+    spans (fast mode): gets the (start, end) in the source that each stream-copied segment really covers."""
     video, out = Path(video), Path(out)
     _check_out(video, out)
     if mode not in ("fast", "exact"):
@@ -69,6 +74,8 @@ def render_reel(video: str | os.PathLike, plan: ReelPlan, out: str | os.PathLike
                 part = work / f"part{i:04d}{out.suffix}"
                 cutter = cut.cut_copy if mode == "fast" else cut.cut_exact
                 cutter(video, part, start=s.start, end=s.end, info=info)
+                if spans is not None and mode == "fast":
+                    spans.append(cut.copied_span(video, part, start=s.start))
                 parts.append(part)
             if progress:
                 progress(n / (n + 1), "joining segments")
@@ -135,10 +142,13 @@ def plan_from_events(video: str | os.PathLike, events: str | os.PathLike | pd.Da
                      pre: float | None = None, post: float | None = None,
                      classes: str | Sequence[str] | None = None, min_confidence: float = 0.5, half: int | None = 1,
                      max_duration: float | None = None, half_offset_s: float | None = None,
-                     statuses: Collection[str] | None = DEFAULT_STATUSES) -> ReelPlan:
-    """The plan of the reel of `video`: its events selected, padded, merged and capped (`plan_reel`).
+                     statuses: Collection[str] | None = DEFAULT_STATUSES, snap_s: float | None = None,
+                     with_replays: bool = False, detector: str | None = None, device=None,
+                     progress: Progress | None = None) -> ReelPlan:
+    """The plan of the reel of `video`: its events selected, padded, snapped, merged and capped (`plan_reel`).
 
     half: which half's events (1 by default; None takes both, with half_offset_s for a whole-match file).
+    snap_s / with_replays: snap to the video's shots (`media/shots.detect_shots`, cached beside it).
     """
     video = Path(video)
     info = vid.probe(video)
@@ -148,19 +158,42 @@ def plan_from_events(video: str | os.PathLike, events: str | os.PathLike | pd.Da
                             f"(half {half}, min confidence {min_confidence}, classes {classes or 'all'})")
     if half_offset_s is None and kept["half"].nunique() > 1:
         raise SpottingError("events of both halves but one file: give the half (--half) or the half-time offset")
+    shots = None
+    if snap_s or with_replays:
+        from spotting_core.media.shots import detect_shots
+
+        shots = detect_shots(video, detector=detector, device=device, progress=progress)
     return plan_reel(kept, video=video, duration=info.duration, fps=info.fps or 25.0, pre=pre, post=post,
-                     max_duration=max_duration, half_offset_s=half_offset_s)
+                     max_duration=max_duration, half_offset_s=half_offset_s, shots=shots, snap_s=snap_s,
+                     with_replays=with_replays)
 
 
 def cut_reel(plan: ReelPlan, out: str | os.PathLike, *, mode: str = "fast", edit_lists: bool = True,
              caption: bool = False, title: str | None = None, fade_s: float = 0.0,
              progress: Progress | None = None) -> Path:
     """Render `plan` into `out` and write its edit lists beside it; returns `out`."""
+    cut_plan(plan, out, mode=mode, edit_lists=edit_lists, caption=caption, title=title, fade_s=fade_s,
+             progress=progress)
+    return Path(out)
+
+
+def cut_plan(plan: ReelPlan, out: str | os.PathLike, *, mode: str = "fast", edit_lists: bool = True,
+             caption: bool = False, title: str | None = None, fade_s: float = 0.0,
+             progress: Progress | None = None) -> ReelPlan:
+    """`cut_reel`, returning the plan as cut: in fast mode each segment starts at the keyframe the
+    stream copy started from (and ends where the copy ended), `requested` holding the planned times.
+    The edit lists carry those real times."""
     out = Path(out)
-    render_reel(plan.video, plan, out, mode=mode, progress=progress, caption=caption, title=title, fade_s=fade_s)
+    spans: list[tuple[float, float]] = []
+    render_reel(plan.video, plan, out, mode=mode, progress=progress, caption=caption, title=title, fade_s=fade_s,
+                spans=spans)
+    if spans:
+        segments = [dataclasses.replace(s, start=a, end=b, requested=(s.start, s.end))
+                    for s, (a, b) in zip(plan.segments, spans)]
+        plan = dataclasses.replace(plan, segments=segments)
     if edit_lists:
         write_edit_lists(plan, out.with_suffix(""), title=out.stem.upper()[:60])
-    return out
+    return plan
 
 
 def make_reel(video: str | os.PathLike, *, events: str | os.PathLike | pd.DataFrame, out: str | os.PathLike,
@@ -169,15 +202,17 @@ def make_reel(video: str | os.PathLike, *, events: str | os.PathLike | pd.DataFr
               max_duration: float | None = None, half_offset_s: float | None = None,
               statuses: Collection[str] | None = DEFAULT_STATUSES, edit_lists: bool = True,
               caption: bool = False, title: str | None = None, fade_s: float = 0.0,
-              progress: Progress | None = None) -> ReelPlan:
-    """Events -> segments -> the reel at `out` (+ edit lists beside it); returns the plan it cut."""
+              progress: Progress | None = None, snap_s: float | None = None, with_replays: bool = False,
+              detector: str | None = None) -> ReelPlan:
+    """Events -> segments (snapped to shots with snap_s) -> the reel at `out` (+ edit lists beside it);
+    returns the plan as cut (`cut_plan`)."""
     vid.probe(video)                # a bad video is reported first, then a bad --out, then the events
     _check_out(Path(video), Path(out))
     plan = plan_from_events(video, events, pre=pre, post=post, classes=classes, min_confidence=min_confidence,
-                            half=half, max_duration=max_duration, half_offset_s=half_offset_s, statuses=statuses)
-    cut_reel(plan, out, mode=mode, edit_lists=edit_lists, caption=caption, title=title, fade_s=fade_s,
-             progress=progress)
-    return plan
+                            half=half, max_duration=max_duration, half_offset_s=half_offset_s, statuses=statuses,
+                            snap_s=snap_s, with_replays=with_replays, detector=detector, progress=progress)
+    return cut_plan(plan, out, mode=mode, edit_lists=edit_lists, caption=caption, title=title, fade_s=fade_s,
+                    progress=progress)
 
 
 def reel_command(video: str | os.PathLike, *, events: str | os.PathLike | pd.DataFrame, out: str | os.PathLike,
@@ -185,7 +220,7 @@ def reel_command(video: str | os.PathLike, *, events: str | os.PathLike | pd.Dat
                  classes: str | Sequence[str] | None = None, min_confidence: float = 0.5, half: int | None = 1,
                  max_duration: float | None = None, **options) -> Path:
     """`spotting reel`: see make_reel (options: half_offset_s, statuses, edit_lists, caption, title,
-    fade_s, progress). Returns the reel's path."""
+    fade_s, progress, snap_s, with_replays, detector). Returns the reel's path."""
     make_reel(video, events=events, out=out, mode=mode, pre=pre, post=post, classes=classes,
               min_confidence=min_confidence, half=half, max_duration=max_duration, **options)
     return Path(out)

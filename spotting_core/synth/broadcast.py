@@ -2,8 +2,10 @@
 
     render_half_video(out, half=1, seconds=300, events=labels_of_half, seed=7)
 
-The demo match's video (synth/demo.py): frame k shows time k / VIDEO_FPS of the half, so the
-events a model spots can be checked by eye.
+The demo match's video (synth/demo.py): frame k shows time k / VIDEO_FPS of the half (the clock and
+the event banners always follow it), so the events a model spots can be checked by eye. Like a
+broadcast it cuts between cameras: the wide view, close-ups on the ball every 15-35 s, and after a
+goal or a shot a replay of it (zoomed, tagged REPLAY) wrapped in two logo wipes (`camera_plan`).
 """
 
 from __future__ import annotations
@@ -16,10 +18,39 @@ import pandas as pd
 
 from spotting_core.io.ffmpeg import VideoWriter
 from spotting_core.io.soccernet import FPS, class_color
+from spotting_core.synth.shots import logo_wipe
 
 VIDEO_FPS = 10
 VIDEO_SIZE = (384, 216)  # width, height: multiples of 8 for H.264
 Progress = Callable[[float, str], None]
+REPLAYED = ("Goal", "Penalty", "Shots on target", "Shots off target")
+WIPE_FRAMES, REPLAY_S = 8, 6.0
+
+
+def camera_plan(n: int, events: pd.DataFrame, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Per frame the match time shown and the zoom (1 wide, 2 close-up, 1.6 replay), and the wipe
+    frames: {frame: (i, frames, (time, zoom) before, (time, zoom) after)}."""
+    shown, zoom = np.arange(n) / VIDEO_FPS, np.ones(n)
+    k = int(rng.uniform(15, 35) * VIDEO_FPS)
+    while k < n:
+        length = int(rng.uniform(3, 6) * VIDEO_FPS)
+        zoom[k:k + length] = 2.0
+        k += length + int(rng.uniform(15, 35) * VIDEO_FPS)
+    wipes, free_from = {}, 0
+    for p in sorted(events.loc[events["label"].isin(REPLAYED), "position_ms"] / 1000.0):
+        a = int((p + rng.uniform(4, 8)) * VIDEO_FPS)
+        r0, r1 = a + WIPE_FRAMES, a + WIPE_FRAMES + int(REPLAY_S * VIDEO_FPS)
+        if a < free_from or r1 + WIPE_FRAMES + VIDEO_FPS >= n:
+            continue
+        live_in, live_out = zoom[a], zoom[r1 + WIPE_FRAMES]
+        replay_t = p - REPLAY_S / 2 + (np.arange(r0 - WIPE_FRAMES, r1 + WIPE_FRAMES) - r0) / VIDEO_FPS
+        for i in range(WIPE_FRAMES):
+            wipes[a + i] = (i, WIPE_FRAMES, (shown[a + i], live_in), (replay_t[i], 1.6))
+            j = r1 + i
+            wipes[j] = (i, WIPE_FRAMES, (replay_t[j - a], 1.6), (shown[j], live_out))
+        shown[r0:r1], zoom[r0:r1] = replay_t[WIPE_FRAMES:WIPE_FRAMES + r1 - r0], 1.6
+        free_from = r1 + WIPE_FRAMES + 3 * VIDEO_FPS
+    return shown, zoom, wipes
 
 
 def _pitch(width: int, height: int) -> np.ndarray:
@@ -67,17 +98,40 @@ def render_half_video(out: Path, *, half: int, seconds: float, events: pd.DataFr
     centres = np.column_stack([rng.uniform(0.15, 0.85, 21), rng.uniform(0.3, 0.85, 21)])
     ev = events.sort_values("position_ms")
     ev_t = ev["position_ms"].to_numpy() / 1000.0
+    shown, zoom, wipes = camera_plan(n, ev, rng)
+    crowd = cv2.GaussianBlur(rng.integers(20, 230, (height, 3 * width, 3)).astype(np.uint8), (3, 3), 0)
+
+    def view(at: float, z: float) -> np.ndarray:
+        """The pitch at match time `at`, filmed at zoom z around the ball."""
+        img = base.copy()
+        pos = centres + 0.12 * np.sin(2 * np.pi * freqs * at + phases)              # (21, 2)
+        for i, (x, y) in enumerate(pos):
+            xy = (int(x * width), int(y * height))
+            if i == 20:
+                cv2.circle(img, xy, 3, (255, 255, 255), -1)
+            else:
+                cv2.circle(img, xy, 4, (40, 40, 210) if i < 10 else (210, 120, 30), -1)
+        if z > 1.0:
+            w, h = int(width / z), int(height / z)
+            x0 = int(np.clip(pos[20, 0] * width - w / 2, 0, width - w))
+            y0 = int(np.clip(pos[20, 1] * height - h / 2, 0, height - h))
+            img = cv2.resize(img[y0:y0 + h, x0:x0 + w], (width, height), interpolation=cv2.INTER_LINEAR)
+            stands = int(height * (0.35 if z == 2.0 else 0.25))          # a low camera sees the stands
+            pan = int(pos[20, 0] * width)
+            img[:stands] = crowd[:stands, pan:pan + width] // (1 if z == 2.0 else 2)
+            if z != 2.0:
+                cv2.putText(img, "REPLAY", (width - 80, 40), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 215, 255), 2,
+                            cv2.LINE_AA)
+        return img
+
     with VideoWriter(out, size=(width, height), fps=VIDEO_FPS, crf=30, preset="veryfast", gop=2 * VIDEO_FPS,
                      faststart=True) as writer:
         for k in range(n):
-            img = base.copy()
-            pos = centres + 0.12 * np.sin(2 * np.pi * freqs * t[k] + phases)          # (21, 2)
-            for i, (x, y) in enumerate(pos):
-                xy = (int(x * width), int(y * height))
-                if i == 20:
-                    cv2.circle(img, xy, 3, (255, 255, 255), -1)
-                else:
-                    cv2.circle(img, xy, 4, (40, 40, 210) if i < 10 else (210, 120, 30), -1)
+            if k in wipes:
+                i, frames, old, new = wipes[k]
+                img = logo_wipe(view(*old), view(*new), i, frames)
+            else:
+                img = view(shown[k], zoom[k])
             cv2.rectangle(img, (0, 0), (width, 18), (20, 20, 20), -1)
             clock = f"{half}H {int(t[k]) // 60:02d}:{int(t[k]) % 60:02d}"
             cv2.putText(img, clock, (4, 13), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1, cv2.LINE_AA)

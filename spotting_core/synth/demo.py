@@ -47,7 +47,7 @@ from spotting_core.synth.demo_model import (
     train_demo_checkpoint,
 )
 
-DEMO_VERSION = 2
+DEMO_VERSION = 3        # 3: the broadcast cuts between cameras and shows replays
 
 Progress = Callable[[float, str], None]
 
