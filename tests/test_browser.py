@@ -219,9 +219,11 @@ def test_demo_timeline_review_reel_and_a_90_minute_match(server):
         # Highlights: every not-rejected event above the default confidence, fast cut, played over HTTP
         _nav(page, "Highlights")
         page.get_by_text("Not rejected, above a confidence").click()
-        cut = page.locator(".st-key-hl_cut button")
+        page.get_by_text("Snapped to").first.wait_for(timeout=60_000)
+        page.wait_for_timeout(1500)                  # the rerun settled: one Cut button
+        cut = page.locator(".st-key-hl_cut button").first
         cut.wait_for(timeout=30_000)
-        cut.click()
+        cut.click()                                  # a reel job: the page shows the reel when it is done
         src = _wait(page, """() => { const v = [...document.querySelectorAll('video')]
                                   .find(v => (v.currentSrc || v.src || '').includes('/media-files/cache/reels/'));
                                   return v ? (v.currentSrc || v.src) : null; }""", timeout_s=90, what="the reel")
