@@ -12,10 +12,10 @@ import argparse
 import os
 import sys
 
-from spotting_core.cli import calibrate, data, media, model, pretrained, run
+from spotting_core.cli import batch, calibrate, data, media, model, pretrained, run
 from spotting_core.errors import SpottingError
 
-GROUPS = (data, model, run, calibrate, media, pretrained)
+GROUPS = (data, model, run, calibrate, batch, media, pretrained)
 
 
 class Parser(argparse.ArgumentParser):

@@ -3,6 +3,8 @@
     spot_path("game_dir/", checkpoint="nv.pt")              both halves' `<half>_<features>.npy`
     spot_path("2_ResNET_TF2_PCA512.npy", checkpoint=...)    one half (half 2 when the name says so)
     spot_path("match.mp4", checkpoint=..., backbone=...)    frames -> features (features.extract_cached)
+    spot_path("game_dir/", ...)                             no such features but 1_224p.mkv / 2_224p.mkv: those
+    spotter = load_spotter("nv.pt"); spot_input(spotter, src)   the model loaded once, many inputs (batch)
 
 A frame-input checkpoint (`model.input_kind == "frames"`: ugl-e2e, or a head trained with a frame
 backbone) reads the video (or a game folder's videos) as frames at its input height instead.
@@ -114,8 +116,9 @@ def _features_file(req: Request) -> SpotInput:
                      name=m.group(2) if m else req.src.stem, half_numbers=[int(m.group(1))] if m else [1])
 
 
-def _video(req: Request) -> SpotInput:
-    """A video: frame features from a backbone that computes the checkpoint's features (cached)."""
+def _video(req: Request, videos: list[Path] | None = None) -> SpotInput:
+    """A video (or a game folder's half `videos`): frame features from a backbone that computes the
+    checkpoint's features (cached next to the video)."""
     from spotting_core.features import backbones
     from spotting_core.features import extract as features
 
@@ -131,21 +134,38 @@ def _video(req: Request) -> SpotInput:
     if backbones.get_backbone(backbone).feature_name != trained:
         raise SpottingError(f"{video}: checkpoint was trained on {trained} (dim {req.dim}), "
                             f"--backbone asks for {backbone}; spot the video with --backbone {' or '.join(computes)}")
-    halves = features.extract_cached(video, backbone=backbone, fps=req.model.fps, device=req.device,
+    source = video if not videos else videos[0] if len(videos) == 1 else list(videos)
+    halves = features.extract_cached(source, backbone=backbone, fps=req.model.fps, device=req.device,
                                      half_offset_s=req.half_offset_s, progress=req.progress)
     return SpotInput(halves=[np.asarray(h, dtype=np.float32) for h in halves],
-                     default_out=video.with_name(f"{video.stem}_spotting"), name=backbone)
+                     default_out=video if videos else video.with_name(f"{video.stem}_spotting"), name=backbone)
+
+
+def _game_videos(req: Request) -> SpotInput:
+    """A game folder without the checkpoint's features but with its halves' videos (1_224p.mkv...)."""
+    from spotting_core.features.frames import game_videos
+
+    return _video(req, game_videos(req.src))
+
+
+def has_videos(game_dir: Path) -> bool:
+    """Whether a folder holds a video file (`io.video.VIDEO_SUFFIXES`)."""
+    from spotting_core.io.video import VIDEO_SUFFIXES
+
+    return any(p.suffix.lower() in VIDEO_SUFFIXES for p in game_dir.iterdir() if p.is_file())
 
 
 def read_input(req: Request) -> SpotInput:
     """The reader for this input and model."""
     is_video = req.src.is_file() and req.src.suffix.lower() != ".npy"
-    if not is_video and (req.half_offset_s is not None or req.backbone is not None):
+    video_game = (req.src.is_dir() and req.model.input_kind != "frames" and not has_features(req.src, req.trained)
+                  and has_videos(req.src))
+    if not (is_video or video_game) and (req.half_offset_s is not None or req.backbone is not None):
         raise SpottingError(f"{req.src}: --half-offset and --backbone apply to a video only")
     if req.model.input_kind == "frames":
         reader = _frames
     elif req.src.is_dir():
-        reader = _game_folder
+        reader = _game_videos if video_game else _game_folder
     elif not is_video:
         reader = _features_file
     else:
@@ -170,11 +190,33 @@ def _renumber(events, arrays, half_numbers: list[int]):
     return events, {renumber[h]: a for h, a in arrays.items()}
 
 
-def spot_path(input: str | os.PathLike, *, checkpoint: str | os.PathLike, out_dir: str | os.PathLike | None = None,
-              backbone: str | None = None, window_s: float | None = None, threshold: float | None = None,
-              method: str = "hard", device: str | None = None, half_offset_s: float | None = None,
-              progress: Progress | None = None) -> Path:
-    """Spot the events of a game folder, a (T, D) .npy half or a video; returns the output folder."""
+@dataclass
+class Spotter:
+    """A checkpoint loaded once, for any number of inputs (a batch worker holds one)."""
+
+    model: torch.nn.Module
+    classes: list[str] | None
+    trained: str                  # the features it was trained on
+    dim: int
+    device: torch.device
+
+
+def load_spotter(checkpoint: str | os.PathLike, *, device: str | None = None) -> Spotter:
+    """The checkpoint's model on `device` (None: CUDA when available), with what it was trained on."""
+    dev = resolve_device(device)
+    model, meta = load_checkpoint(checkpoint, device=dev)
+    classes = meta.get("classes") or None
+    if classes is not None and len(classes) != model.num_classes:
+        raise SpottingError(f"{checkpoint}: lists {len(classes)} classes for a model of {model.num_classes}")
+    features = meta.get("features", {})
+    return Spotter(model=model, classes=classes, trained=str(features.get("name", "?")),
+                   dim=int(features.get("dim", model.input_dim)), device=dev)
+
+
+def spot_input(spotter: Spotter, input: str | os.PathLike, *, backbone: str | None = None,
+               window_s: float | None = None, threshold: float | None = None, method: str = "hard",
+               half_offset_s: float | None = None, progress: Progress | None = None):
+    """(events table, per-half arrays, default output folder) of one input; nothing is written."""
     src = Path(input)
     if not src.exists():
         raise SpottingError(f"{src}: no such file or folder")
@@ -182,22 +224,29 @@ def spot_path(input: str | os.PathLike, *, checkpoint: str | os.PathLike, out_di
         raise SpottingError(f"--nms-window {window_s}: must be positive")
     if method not in NMS_METHODS:
         raise SpottingError(f"--nms {method}: choose from {', '.join(NMS_METHODS)}")
-    dev = resolve_device(device)
-    model, meta = load_checkpoint(checkpoint, device=dev)
-    classes = meta.get("classes") or None
-    if classes is not None and len(classes) != model.num_classes:
-        raise SpottingError(f"{checkpoint}: lists {len(classes)} classes for a model of {model.num_classes}")
-    features = meta.get("features", {})
-    req = Request(src=src, model=model, trained=str(features.get("name", "?")),
-                  dim=int(features.get("dim", model.input_dim)), backbone=backbone, half_offset_s=half_offset_s,
-                  device=dev, progress=progress)
+    req = Request(src=src, model=spotter.model, trained=spotter.trained, dim=spotter.dim, backbone=backbone,
+                  half_offset_s=half_offset_s, device=spotter.device, progress=progress)
     got = read_input(req)
-    kwargs = {"classes": classes} if classes is not None else {}
+    kwargs = {"classes": spotter.classes} if spotter.classes is not None else {}
     with torch.no_grad():
-        events, arrays = spot_game(model, got.halves, window_s=window_s, threshold=threshold, method=method,
+        events, arrays = spot_game(spotter.model, got.halves, window_s=window_s, threshold=threshold, method=method,
                                    progress=progress, entities=got.entities, **kwargs)
     if got.half_numbers != list(HALVES)[: len(got.halves)]:
         events, arrays = _renumber(events, arrays, got.half_numbers)
-    out = Path(out_dir) if out_dir is not None else got.default_out
-    write_outputs(out, events, arrays, url_local=str(src))
+    return events, arrays, got.default_out
+
+
+def spot_path(input: str | os.PathLike, *, checkpoint: str | os.PathLike, out_dir: str | os.PathLike | None = None,
+              backbone: str | None = None, window_s: float | None = None, threshold: float | None = None,
+              method: str = "hard", device: str | None = None, half_offset_s: float | None = None,
+              progress: Progress | None = None) -> Path:
+    """Spot the events of a game folder, a (T, D) .npy half or a video; returns the output folder."""
+    if not Path(input).exists():
+        raise SpottingError(f"{Path(input)}: no such file or folder")
+    spotter = load_spotter(checkpoint, device=device)
+    events, arrays, default_out = spot_input(spotter, input, backbone=backbone, window_s=window_s,
+                                             threshold=threshold, method=method, half_offset_s=half_offset_s,
+                                             progress=progress)
+    out = Path(out_dir) if out_dir is not None else default_out
+    write_outputs(out, events, arrays, url_local=str(input))
     return out
