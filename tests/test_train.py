@@ -40,6 +40,10 @@ def test_fit_writes_a_checkpoint_that_rebuilds_the_model(tiny, tmp_path):
     assert meta["extra"]["epoch"] == result["best_epoch"]
     assert meta["extra"]["valid_a_mAP_loose"] == pytest.approx(result["best_valid_a_mAP_loose"])
     assert len(meta["classes"]) == 17 and not model.training
+    # the operating points fitted on the validation games at the best epoch (F1 at 5 s)
+    thr = meta["extra"]["thresholds"]
+    assert thr["tolerance_s"] == 5.0 and set(thr["classes"]) == set(meta["classes"])
+    assert all(0.0 <= v <= 1.0 + 1e-9 for v in thr["classes"].values()) and thr["fitted_classes"]
 
 
 
@@ -183,3 +187,26 @@ def test_precomputed_entities_reach_training_and_spotting(tiny, tmp_path, monkey
     assert games[0].entities is None and games[1].entities is not None
     with pytest.raises(SpottingError, match="no <half>_entities.npy"):
         ClipSampler(games, clip_frames=10, batch_size=4)
+
+
+def test_validation_one_game_at_a_time_scores_as_the_dense_arrays(tiny):
+    """evaluate_games keeps only each game's events (memory-mapped games read one at a time); the
+    Average-mAP is the one of the pooled dense per-frame arrays, loose and tight, to the last digit."""
+    from spotting_core.engine.games import find_splits, load_games
+    from spotting_core.engine.inference import spot_game
+    from spotting_core.engine.train import evaluate_games
+    from spotting_core.models import build_model
+
+    names = [g for s in find_splits(tiny).values() for g in s]
+    games = load_games(tiny, names, "synth512", mmap=True)
+    torch.manual_seed(0)
+    model = build_model("netvlad++", input_dim=512, num_classes=17, fps=2, vocab_size=8,
+                        nms_threshold=0.0).eval()   # every local peak: many predictions to match
+    ours = evaluate_games(model, games)
+    targets, dets = [], []
+    for g in games:
+        events, _ = spot_game(model, [np.array(h) for h in g.halves])
+        targets += [e.astype(np.float32) for e in g.events]
+        dets += detections_from_events(events, [len(h) for h in g.halves], 17)
+    for metric in ("loose", "tight"):
+        assert ours[metric] == average_map(targets, dets, metric=metric)["a_mAP"]

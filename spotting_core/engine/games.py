@@ -84,6 +84,7 @@ class GameData:
     events: list[np.ndarray]
     labels: pd.DataFrame
     entities: list[tuple[np.ndarray, np.ndarray]] | None = None  # per half: (T, N, d) features, (T, N) mask
+    # halves may be read-only memory maps (load_game(mmap=True)); events are int8 (-1, 0, 1) to stay small
 
     @property
     def dim(self) -> int:
@@ -91,8 +92,12 @@ class GameData:
 
 
 def load_game(data: str | os.PathLike, game: str, features: str, *, classes: Sequence[str] = CLASSES_V2,
-              labels_file: str = LABELS_FILE, fps: float = FPS, frame_height: int | None = None) -> GameData:
+              labels_file: str = LABELS_FILE, fps: float = FPS, frame_height: int | None = None,
+              mmap: bool = False) -> GameData:
     """Features `1_<features>.npy`, `2_<features>.npy` and labels of `data/game`.
+
+    With `mmap` the halves are read-only memory maps of the files (`io.feature_files`): nothing is
+    read until a batch or an evaluation asks for its frames.
 
     With `frame_height` (models whose `input_kind` is "frames"), the halves are the game's videos
     decoded at `fps`, that many pixels high: (T, H, W, 3) uint8 (`spotting_core.features.frames`, cached).
@@ -103,9 +108,9 @@ def load_game(data: str | os.PathLike, game: str, features: str, *, classes: Seq
 
         halves = load_game_frames(game_dir, height=int(frame_height), fps=fps)
     else:
-        halves = list(load_features(game_dir, features))
+        halves = list(load_features(game_dir, features, mmap=mmap))
     labels = read_labels(game_dir / labels_file, classes=classes, fps=fps)
-    events = events_per_frame(labels, [h.shape[0] for h in halves], len(classes))
+    events = [e.astype(np.int8) for e in events_per_frame(labels, [h.shape[0] for h in halves], len(classes))]
     return GameData(name=game, halves=halves, events=events, labels=labels)
 
 
@@ -133,12 +138,12 @@ def attach_entities(data: str | os.PathLike, games: Sequence[GameData]) -> None:
 def load_games(data: str | os.PathLike, games: Sequence[str], features: str, *,
                classes: Sequence[str] = CLASSES_V2, labels_file: str = LABELS_FILE, fps: float = FPS,
                progress: Callable[[float, str], None] | None = None,
-               frame_height: int | None = None) -> list[GameData]:
+               frame_height: int | None = None, mmap: bool = False) -> list[GameData]:
     """`load_game` for each game; every game must have the same feature dimension."""
     out = []
     for i, g in enumerate(games):
         out.append(load_game(data, g, features, classes=classes, labels_file=labels_file, fps=fps,
-                             frame_height=frame_height))
+                             frame_height=frame_height, mmap=mmap))
         if out[-1].dim != out[0].dim:
             raise SpottingError(f"{Path(data) / g}: features {features} have dimension {out[-1].dim}, "
                                 f"but {out[0].name} has {out[0].dim}")

@@ -7,8 +7,9 @@
 Which clips an epoch holds is the model's business (`SpottingModel.epoch_clips`, models/base.py:
 uniform by default, CALF's anchored chunks, RMS-Net's balanced clips); this module only gathers them.
 Features stay in their per-half arrays, which may be read-only memory maps (`np.load(mmap_mode="r")`):
-a batch reads just its clips' frames, so memory does not grow with the number of games.
-`batches(epoch)` is deterministic per (seed, epoch).
+a batch reads just its clips' frames, and hands their pages back after (`release_pages`), so memory
+does not grow with the number of games. Events stay in the games' own (compact int8) arrays and
+become float32 in the batch. `batches(epoch)` is deterministic per (seed, epoch).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import torch
 
 from spotting_core.engine.games import GameData
 from spotting_core.errors import SpottingError
+from spotting_core.io.feature_files import release_pages
 from spotting_core.models.base import ClipIndex, uniform_clips
 
 Clips = Callable[[ClipIndex, np.random.Generator, int | None], np.ndarray]
@@ -37,7 +39,7 @@ class ClipSampler:
         self.clips_per_epoch = clips_per_epoch
         self.clips = clips or uniform_clips
         self.halves = [h for g in games for h in g.halves]                      # (T, D) or (T, H, W, 3) each
-        self.events = [np.asarray(e, dtype=np.float32) for g in games for e in g.events]  # (T, C) each
+        self.events = [np.asarray(e) for g in games for e in g.events]           # (T, C) each, any dtype
         self.lengths = np.array([len(h) for h in self.halves], dtype=np.int64)
         self.num_classes = int(num_classes or self.events[0].shape[1])
         self.index = ClipIndex(lengths=self.lengths, events=self.events, clip_frames=self.clip_frames,
@@ -81,6 +83,7 @@ class ClipSampler:
             idx = frames[rows]                                                   # (b, T)
             x[rows] = self.halves[half][idx.ravel()].reshape(len(rows), self.clip_frames, *first.shape[1:])
             events[rows] = self.events[half][idx]
+            release_pages(self.halves[half])                                     # memory maps: pages back
             if ents is not None:
                 ent, mask = self.entities[half]
                 ents[0][rows], ents[1][rows] = ent[idx], mask[idx]

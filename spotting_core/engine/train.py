@@ -17,6 +17,8 @@ The optimizer and the learning rate schedule too (`make_optimizer`): Adam + Redu
 the Config names others.
 A model whose `input_kind` is "frames" (end to end) trains on the games' videos, decoded at its
 input height (`input_dim`) through `spotting_core.features.frames`, instead of feature files.
+Feature files are memory-mapped (`mmap`, default): peak memory is about one batch + the model + one
+validation game, whatever the number of games (`bench/train_memory.py`).
 """
 
 from __future__ import annotations
@@ -34,11 +36,14 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from spotting_core.engine.calibrate import fit_thresholds
+from spotting_core.engine.evaluate import frame_tables
 from spotting_core.engine.games import GameData, attach_entities, find_splits, load_games
 from spotting_core.engine.inference import spot_game
-from spotting_core.engine.metrics import average_map
+from spotting_core.engine.metrics import average_map_tables
 from spotting_core.engine.sampler import ClipSampler
 from spotting_core.errors import SpottingError
+from spotting_core.io.feature_files import release_heap, release_pages
 from spotting_core.io.soccernet import CLASSES_V2, FPS
 from spotting_core.models import build_model, convert_options, count_parameters, model_class, save_checkpoint
 from spotting_core.runtime import resolve_device
@@ -67,6 +72,7 @@ class TrainConfig:
     valid_metric: str = "loose"        # Average-mAP used for early stopping: loose / tight
     evaluate_test: bool = True         # score the best model on the test split when there is one
     amp: bool = True                   # mixed precision on CUDA (ignored on the CPU)
+    mmap: bool = True                  # memory-map feature files (bounded memory); False reads every game into RAM
 
 
 # ---------------------------------------------------------------------------------------------
@@ -114,19 +120,37 @@ def detections_from_events(events, num_frames: Sequence[int], num_classes: int) 
 
 @torch.no_grad()
 def evaluate_games(model, games: Sequence[GameData], *, metrics: Sequence[str] = ("loose", "tight"),
-                   classes: Sequence[str] = CLASSES_V2, progress: Progress | None = None) -> dict[str, float]:
-    """Average-mAP of `model` (its own NMS settings) over `games`, all halves pooled: {metric: value}."""
+                   classes: Sequence[str] = CLASSES_V2, progress: Progress | None = None,
+                   thresholds: bool = False) -> dict:
+    """Average-mAP of `model` (its own NMS settings) over `games`, all halves pooled: {metric: value}.
+
+    thresholds: also fit the per-class operating points on these games (`engine/calibrate.py`,
+    F1 at 5 s), returned under "thresholds". One game's features are in memory at a time (memory-mapped
+    games are read, spotted and handed back); what is kept per game is its events (`frame_tables`).
+    """
     was_training = model.training
     model.eval()
-    targets, detections = [], []
+    tables, pairs, longest = [], [], 1
     for i, g in enumerate(games):
-        events, _ = spot_game(model, g.halves, classes=classes, entities=g.entities)
-        targets += g.events
-        detections += detections_from_events(events, [len(h) for h in g.halves], len(classes))
+        halves = [h if h.flags.writeable else np.array(h) for h in g.halves]   # a memory map: one game in RAM
+        for h in g.halves:
+            release_pages(h)
+        events, _ = spot_game(model, halves, classes=classes, entities=g.entities)
+        tables.append(frame_tables(g.events, events, fps=model.fps))
+        longest = max(longest, *(len(h) for h in halves))
+        del halves
+        release_heap()                          # else the freed game's pages stay resident (io/feature_files)
+        if thresholds:
+            pairs.append((g.name, g.labels, events))
         if progress:
             progress((i + 1) / len(games), f"evaluating {g.name}")
     model.train(was_training)
-    return {m: float(average_map(targets, detections, fps=model.fps, metric=m)["a_mAP"]) for m in metrics}
+    scores = average_map_tables(tables, num_frames=(longest, longest), num_classes=len(classes), fps=model.fps,
+                                metrics=metrics)
+    out: dict = {m: float(scores[m]["a_mAP"]) for m in metrics}
+    if thresholds:
+        out["thresholds"] = fit_thresholds(pairs, classes=classes) if any(len(e) for _, _, e in pairs) else None
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -187,8 +211,8 @@ def fit(cfg: TrainConfig, progress: Progress | None = None) -> dict:
             raise SpottingError(f"{cfg.data}: no {s} games (need train/ and valid/ folders or SoccerNet's lists)")
     if progress:
         progress(0.0, "loading features")
-    train_games = load_games(cfg.data, splits["train"], cfg.features, frame_height=frame_height)
-    valid_games = load_games(cfg.data, splits["valid"], cfg.features, frame_height=frame_height)
+    train_games = load_games(cfg.data, splits["train"], cfg.features, frame_height=frame_height, mmap=cfg.mmap)
+    valid_games = load_games(cfg.data, splits["valid"], cfg.features, frame_height=frame_height, mmap=cfg.mmap)
     dim = train_games[0].dim
     if valid_games[0].dim != dim:
         raise SpottingError(f"{cfg.data}: {cfg.features} has dimension {dim} in train but {valid_games[0].dim} in valid")
@@ -240,7 +264,8 @@ def fit(cfg: TrainConfig, progress: Progress | None = None) -> dict:
                "train_s": time.perf_counter() - t0}
         time_up = cfg.max_train_s is not None and time.perf_counter() - loop_start >= cfg.max_train_s
         if epoch % cfg.eval_every == 0 or epoch == cfg.epochs or time_up:
-            score = evaluate_games(model, valid_games, metrics=(cfg.valid_metric,))[cfg.valid_metric]
+            scored = evaluate_games(model, valid_games, metrics=(cfg.valid_metric,), thresholds=True)
+            score = scored[cfg.valid_metric]
             row[f"valid_a_mAP_{cfg.valid_metric}"] = score
             if not per_step:
                 scheduler.step(score)
@@ -248,6 +273,7 @@ def fit(cfg: TrainConfig, progress: Progress | None = None) -> dict:
                 best, best_epoch, stale = score, epoch, 0
                 save_checkpoint(cfg.out, model, classes=CLASSES_V2, feature_name=feature_name,
                                 extra={"epoch": epoch, f"valid_a_mAP_{cfg.valid_metric}": score,
+                                       "thresholds": scored["thresholds"],
                                        "train": {k: v for k, v in dataclasses.asdict(cfg).items()
                                                  if k != "model_options"}})
             else:
@@ -265,7 +291,7 @@ def fit(cfg: TrainConfig, progress: Progress | None = None) -> dict:
         from spotting_core.models import load_checkpoint
 
         best_model, _ = load_checkpoint(cfg.out, device=device)
-        test_games = load_games(cfg.data, splits["test"], cfg.features, frame_height=frame_height)
+        test_games = load_games(cfg.data, splits["test"], cfg.features, frame_height=frame_height, mmap=cfg.mmap)
         if best_model.entity_inputs:
             attach_entities(cfg.data, test_games)
         result["test"] = evaluate_games(best_model, test_games)
