@@ -7,19 +7,16 @@ measures the time to the first interactive timeline. Screenshots and timings: te
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import socket
 import sqlite3
-import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
+from serve import running_app
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "tests" / "artifacts"
@@ -47,12 +44,6 @@ _CHART_JS = """() => {
   if (!gd || !gd._fullData || !gd.querySelector('canvas')) { return null; }
   return {traces: gd._fullData.length, names: gd._fullData.map(t => t.name)};
 }"""
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _full_match(folder: Path) -> Path:
@@ -85,36 +76,6 @@ def _need_browser() -> None:
     pytest.importorskip("playwright.sync_api", reason="pip playwright is not installed")
 
 
-@contextlib.contextmanager
-def _streamlit(env: dict, log_path: Path):
-    """`streamlit run app.py` on a free loopback port; yields its base URL."""
-    port = _free_port()
-    log = open(log_path, "w")
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.address", "127.0.0.1",
-                             "--server.port", str(port), "--server.headless", "true"],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    try:
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                if proc.poll() is not None or time.time() > deadline:
-                    pytest.fail(f"streamlit did not start; see {log_path}")
-                time.sleep(0.5)
-        yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     _need_browser()
@@ -135,9 +96,8 @@ def server(tmp_path_factory):
         else:
             os.environ["SPOTTING_CACHE"] = saved
     _full_match(media / "full_match")
-    log = tmp_path_factory.mktemp("log") / "streamlit.log"
-    with _streamlit(env, log) as base:
-        yield {"base": base, "cache": cache, "media": media, "log": str(log)}
+    with running_app(env) as app:
+        yield {"base": app.base, "cache": cache, "media": media, "log": str(app.log_path)}
 
 
 def _wait(page, js: str, arg=None, *, timeout_s: float = 60.0, what: str = ""):
@@ -294,9 +254,9 @@ def test_three_tabs_on_a_fresh_cache_and_a_spotting_job_through_a_refresh(tmp_pa
     for half in (1, 2):   # 45 minutes a half: a job that runs long enough to be seen running
         np.save(game / f"{half}_synth512.npy", rng.standard_normal((5400, 512)).astype(np.float32))
     env = dict(os.environ, SPOTTING_CACHE=str(cache), SPOTTING_MEDIA_ROOT=str(media), SPOTTING_AUTOLOAD_DEMO="1")
-    log = tmp_path / "streamlit.log"
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with _streamlit(env, log) as base, sync_playwright() as p:
+    with running_app(env) as app, sync_playwright() as p:
+        base = app.base
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
         tabs = [browser.new_page(viewport={"width": 1440, "height": 1400}) for _ in range(3)]
         for tab in tabs:                         # all three within a second, nothing built yet
@@ -327,5 +287,5 @@ def test_three_tabs_on_a_fresh_cache_and_a_spotting_job_through_a_refresh(tmp_pa
         _nav(page, "Match")
         page.get_by_text("Open: long_game").first.wait_for(timeout=60_000)
         browser.close()
-    text = log.read_text()
+        text = app.log()
     assert "Traceback" not in text, text[-3000:]
