@@ -131,18 +131,19 @@ def thresholds_of(match: Match) -> dict | None:
     return _thresholds(match.checkpoint, Path(match.checkpoint).stat().st_mtime)
 
 
-def likely_switch(container, events: pd.DataFrame, match: Match, *, key: str) -> pd.Series:
-    """The "likely events / every candidate" switch; returns the mask of the events it shows."""
+def likely_switch(container, events: pd.DataFrame, match: Match, *, key: str) -> tuple[pd.Series, bool]:
+    """The "likely events / every candidate" switch: the mask of the events it shows, and whether
+    that is every candidate (always, for a model without operating points)."""
     thresholds = thresholds_of(match)
     if thresholds is None:
         container.caption("No operating points for this model: every candidate is listed "
                           "(`spotting calibrate ... --into CHECKPOINT` adds them).")
-        return pd.Series(True, index=events.index)
+        return pd.Series(True, index=events.index), True
     every = container.toggle("Every candidate", value=False, key=key,
-                             help=f"Off: the likely events, above each class's operating point (F1 at "
+                             help=f"Off: the likely events, above each class's operating point for editors (F2 at "
                                   f"{thresholds.get('tolerance_s', 5):g} s on validation data). On: every "
                                   "candidate the model wrote, as Average-mAP needs them.")
-    return pd.Series(True, index=events.index) if every else likely_events(events, thresholds)
+    return (pd.Series(True, index=events.index) if every else likely_events(events, thresholds)), every
 
 
 def default_threshold(events: pd.DataFrame, keep: float = 0.2) -> float:

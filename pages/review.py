@@ -15,7 +15,6 @@ from pages.common import (
     reviewed_events,
     seek_to,
     store,
-    thresholds_of,
 )
 from pages.support.access import current_editor
 from spotting_core.errors import SpottingError
@@ -32,8 +31,7 @@ if events.empty:
 
 f1, f2, f3, f4 = st.columns([3, 2, 2, 1])
 classes = f1.multiselect("Classes", list(CLASSES_V2), key="rv_classes", placeholder="All classes")
-shown = likely_switch(f2, events, match, key="rv_every")
-every = thresholds_of(match) is None or st.session_state.get("rv_every", False)
+shown, every = likely_switch(f2, events, match, key="rv_every")
 min_conf = f2.slider("Minimum confidence", 0.0, 1.0, default_threshold(events) if every else 0.0, 0.01,
                      key="rv_min_conf", disabled=not every,
                      help="NMS keeps every local peak; over every candidate it starts on the top 20% of them.")
