@@ -22,7 +22,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from spotting_core.engine.calibrate import fit_thresholds, read_tree_pairs, score_at  # noqa: E402
+from spotting_core.engine.calibrate import fit_thresholds, score_at  # noqa: E402
+from spotting_core.engine.evaluate import read_game_pairs  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "soccernet-v2"
 
@@ -32,7 +33,7 @@ def real_data(tolerance: float) -> dict | None:
     if not preds.is_dir():
         print(f"real data not found at {preds}: skipped", file=sys.stderr)
         return None
-    games = read_tree_pairs(labels, preds)
+    games = read_game_pairs(labels, preds)
     fit, held = games[0::2], games[1::2]
     per_class = fit_thresholds(fit, tolerance_s=tolerance)
     out = {"games_fit": len(fit), "games_scored": len(held), "tolerance_s": tolerance,

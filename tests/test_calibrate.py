@@ -13,10 +13,10 @@ from spotting_core.engine.calibrate import (
     fit_thresholds,
     match_predictions,
     read_thresholds,
-    read_tree_pairs,
     score_at,
     threshold_vector,
 )
+from spotting_core.engine.evaluate import read_game_pairs
 from spotting_core.errors import SpottingError
 from spotting_core.io.soccernet import CLASSES_V2
 
@@ -139,7 +139,7 @@ def test_evaluate_at_operating_points_on_real_predictions(tmp_path, capsys):
     capsys.readouterr()
     assert main(["evaluate", *trees["held"], "--metric", "all", "--thresholds", str(thr), "--json"]) == 0
     got = json.loads(capsys.readouterr().out)
-    want = score_at(read_tree_pairs(*trees["held"]), read_thresholds(thr), tolerance_s=5.0)
+    want = score_at(read_game_pairs(*trees["held"]), read_thresholds(thr), tolerance_s=5.0)
     assert {k: got[k] for k in ("precision", "recall", "f1")} == {k: want[k] for k in ("precision", "recall", "f1")}
     assert got["operating_point"]["per_class"] == want["per_class"] and 0 < got["f1"] < 1
     assert set(got) >= {"loose", "tight"} and "a_mAP" in got["loose"]

@@ -9,13 +9,14 @@ import json
 
 
 def cmd_calibrate(args) -> int:
-    from spotting_core.engine.calibrate import fit_thresholds, read_tree_pairs, score_at, write_thresholds
+    from spotting_core.engine.calibrate import fit_thresholds, score_at, write_thresholds
+    from spotting_core.engine.evaluate import read_game_pairs
 
     if not args.tolerance > 0:
         from spotting_core.errors import SpottingError
 
         raise SpottingError(f"--tolerance {args.tolerance}: must be positive (seconds)")
-    games = read_tree_pairs(args.labels, args.predictions)
+    games = read_game_pairs(args.labels, args.predictions)
     thresholds = fit_thresholds(games, tolerance_s=args.tolerance)
     thresholds["fitted_on"] = {"labels": str(args.labels), "predictions": str(args.predictions)}
     write_thresholds(args.out, thresholds)

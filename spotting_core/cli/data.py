@@ -16,21 +16,23 @@ def cmd_evaluate(args) -> int:
     # The metric does no linear algebra: starting OpenBLAS's thread pool (on numpy's import) would
     # cost more CPU than the metric itself. Only when numpy is not loaded yet and the user set nothing.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    from spotting_core.engine.evaluate import METRICS, evaluate_metrics, format_table
+    from spotting_core.engine.evaluate import METRICS, average_map_pairs, format_table, read_game_pairs
 
     metrics = METRICS if args.metric == "all" else (args.metric,)
-    results = evaluate_metrics(args.labels, args.predictions, metrics=metrics,
-                               prediction_file=args.prediction_file, label_file=args.label_file)
-    out = dict(results) if args.metric == "all" else dict(results[args.metric])
-    point = None
+    thresholds = None
     if args.thresholds:  # precision / recall / F1 at the operating points, beside Average-mAP
-        from spotting_core.engine.calibrate import read_thresholds, read_tree_pairs, score_at
+        from spotting_core.engine.calibrate import read_thresholds, score_at
 
         if args.tolerance <= 0:
             raise SpottingError(f"--tolerance must be positive seconds, not {args.tolerance:g}")
-        games = read_tree_pairs(args.labels, args.predictions, label_file=args.label_file,
-                                prediction_file=args.prediction_file)
-        point = score_at(games, read_thresholds(args.thresholds), tolerance_s=args.tolerance)
+        thresholds = read_thresholds(args.thresholds)
+    pairs = read_game_pairs(args.labels, args.predictions, label_file=args.label_file,
+                            prediction_file=args.prediction_file)          # every file read once
+    results = average_map_pairs(pairs, metrics=metrics)
+    out = dict(results) if args.metric == "all" else dict(results[args.metric])
+    point = None
+    if thresholds is not None:
+        point = score_at(pairs, thresholds, tolerance_s=args.tolerance)
         out.update({k: point[k] for k in ("precision", "recall", "f1")},
                    operating_point={"thresholds": str(args.thresholds), **point})
     if args.json:  # one metric: its six keys; all: {metric: its six keys}; + the operating point's

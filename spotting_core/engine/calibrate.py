@@ -2,7 +2,7 @@
 
     thr = fit_thresholds(games, tolerance_s=5)       {"classes": {name: threshold}, "global": ..., ...}
     score_at(games, thr, tolerance_s=5)              precision / recall / F1, overall and per class
-    games = read_tree_pairs(labels_tree, predictions_tree)   (labels, predictions) columns per game
+    games = engine.evaluate.read_game_pairs(labels_tree, predictions_tree)   (game, labels, predictions)
 
 Average-mAP needs every candidate; an editor needs a list worth reading. Matching rule: a prediction
 is a true positive when it is matched one-to-one to a label of its class, in the same half, within
@@ -36,42 +36,13 @@ import numpy as np
 from spotting_core.errors import SpottingError
 from spotting_core.io.soccernet import (
     CLASSES_V2,
-    LABELS_FILE,
-    RESULTS_FILE,
     atomic_write_text,
-    label_arrays,
-    list_games,
-    read_game_json,
     read_json,
-    result_arrays,
 )
 
 DEFAULT_TOLERANCE_S = 5.0
 REVIEW_BETA = 2.0  # the editors' list: a missed event costs more than a false candidate to reject
 Columns = Mapping[str, Sequence]  # half, position_ms, class_id (+ confidence for predictions)
-
-
-# ---------------------------------------------------------------------------------------------
-# Games
-# ---------------------------------------------------------------------------------------------
-def read_tree_pairs(labels_root: str | os.PathLike, predictions_root: str | os.PathLike, *,
-                    label_file: str = LABELS_FILE, prediction_file: str = RESULTS_FILE,
-                    classes: Sequence[str] = CLASSES_V2) -> list[tuple[str, dict, dict]]:
-    """(game, label columns, prediction columns) for every game of `labels_root`, in sorted order."""
-    games = list_games(labels_root, label_file)
-    if not games:
-        raise SpottingError(f"{labels_root}: no game folder holds a {label_file}")
-    have = set(list_games(predictions_root, prediction_file))
-    out = []
-    for game in games:
-        if game not in have:
-            raise SpottingError(f"{os.path.join(str(predictions_root), game)}: no {prediction_file} for this game")
-        labels = label_arrays(read_game_json(labels_root, game, label_file), classes=classes,
-                              source=os.path.join(str(labels_root), game, label_file))
-        preds = result_arrays(read_game_json(predictions_root, game, prediction_file), classes=classes,
-                              source=os.path.join(str(predictions_root), game, prediction_file))
-        out.append((game, labels, preds))
-    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -150,7 +121,7 @@ def fit_thresholds(games: Sequence, *, tolerance_s: float = DEFAULT_TOLERANCE_S,
     """Per-class thresholds maximising the overall F1 at `tolerance_s` (module docstring), and under
     "review" the editors' list: the same fit for F-beta (`review_beta`, recall weighted higher).
 
-    games: (..., label columns, prediction columns) per game, as `read_tree_pairs` returns them.
+    games: (..., label columns, prediction columns) per game, as `engine.evaluate.read_game_pairs` returns them.
     """
     C = len(classes)
     flat = _flat(games, tolerance_s, C)

@@ -2,6 +2,8 @@
 
     evaluate(labels_root, predictions_root, metric="loose")   trees or .zip files, as the official tool
     evaluate_metrics(..., metrics=("loose", "tight"))          several metrics, every file read once
+    pairs = read_game_pairs(labels_root, predictions_root)     (game, label columns, prediction columns)
+    average_map_pairs(pairs, metrics=...)                      the same from pairs already read
     evaluate_tables(labels_df, events_df)                     one game from tables (the app, the review)
     format_table(results)                                      the per-class text table of the CLI
     frame_tables(targets, events)                              a game's per-frame arrays as tables (training)
@@ -53,13 +55,37 @@ def _read_columns(root, game: str, filename: str, *, labels: bool, classes: Sequ
                                                        source=os.path.join(str(root), game, filename))
 
 
-def _game_columns(labels_root, predictions_root, game, *, label_file, prediction_file, pred_games,
-                  classes) -> tuple[dict, dict]:
-    if game not in pred_games:
-        raise SpottingError(f"{os.path.join(str(predictions_root), game)}: no {prediction_file} for this game")
-    labels = _read_columns(labels_root, game, label_file, labels=True, classes=classes)
-    preds = _read_columns(predictions_root, game, prediction_file, labels=False, classes=classes)
-    return labels, preds
+def read_game_pairs(labels_root: str | os.PathLike, predictions_root: str | os.PathLike, *,
+                    label_file: str = LABELS_FILE, prediction_file: str = RESULTS_FILE,
+                    classes: Sequence[str] = CLASSES_V2,
+                    progress: Progress | None = None) -> list[tuple[str, dict, dict]]:
+    """(game, label columns, prediction columns) for every game of `labels_root`, in sorted order.
+
+    The games are the folders of `labels_root` that hold `label_file` (the official `dataset=None`
+    mode); each needs `prediction_file` at the same relative path under `predictions_root`.
+    """
+    games = list_games(labels_root, label_file)
+    if not games:
+        raise SpottingError(f"{labels_root}: no game folder holds a {label_file}")
+    pred_games = set(list_games(predictions_root, prediction_file))
+    out = []
+    for i, game in enumerate(games):
+        if progress is not None:
+            progress(i / len(games), f"reading {game}")
+        if game not in pred_games:
+            raise SpottingError(f"{os.path.join(str(predictions_root), game)}: no {prediction_file} for this game")
+        out.append((game, _read_columns(labels_root, game, label_file, labels=True, classes=classes),
+                    _read_columns(predictions_root, game, prediction_file, labels=False, classes=classes)))
+    return out
+
+
+def average_map_pairs(pairs: Sequence[tuple[str, dict, dict]], *, metrics: Sequence[str] = METRICS,
+                      classes: Sequence[str] = CLASSES_V2, fps: float = FPS,
+                      deltas: Sequence[float] | None = None) -> dict[str, dict]:
+    """{metric: the six official keys} of games as `read_game_pairs` returns them."""
+    T = official_num_frames(fps)
+    return average_map_tables([(labels, preds) for _, labels, preds in pairs], num_frames=(T, T),
+                              num_classes=len(classes), fps=fps, metrics=tuple(metrics), deltas=deltas)
 
 
 def evaluate(labels_root: str | os.PathLike, predictions_root: str | os.PathLike, *, metric: str = "loose",
@@ -87,21 +113,11 @@ def evaluate_metrics(labels_root: str | os.PathLike, predictions_root: str | os.
     """
     for m in metrics:
         tolerances(m, deltas)  # a bad metric or tolerance list fails before any file is read
-    games = list_games(labels_root, label_file)
-    if not games:
-        raise SpottingError(f"{labels_root}: no game folder holds a {label_file}")
-    pred_games = set(list_games(predictions_root, prediction_file))
-    tables = []
-    for i, game in enumerate(games):
-        if progress is not None:
-            progress(i / len(games), f"reading {game}")
-        tables.append(_game_columns(labels_root, predictions_root, game, label_file=label_file,
-                                    prediction_file=prediction_file, pred_games=pred_games, classes=classes))
+    pairs = read_game_pairs(labels_root, predictions_root, label_file=label_file, prediction_file=prediction_file,
+                            classes=classes, progress=progress)
     if progress is not None:
-        progress(1.0, f"Average-mAP ({', '.join(metrics)}) over {len(games)} games")
-    T = official_num_frames(fps)
-    return average_map_tables(tables, num_frames=(T, T), num_classes=len(classes), fps=fps, metrics=tuple(metrics),
-                              deltas=deltas)
+        progress(1.0, f"Average-mAP ({', '.join(metrics)}) over {len(pairs)} games")
+    return average_map_pairs(pairs, metrics=metrics, classes=classes, fps=fps, deltas=deltas)
 
 
 def evaluate_tables(labels, events, *, num_frames: int | Sequence[int] | None = None,
