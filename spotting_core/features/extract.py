@@ -163,10 +163,12 @@ def iter_features(video: str | os.PathLike, *, backbone: str | Backbone, fps: fl
 def extract_features(video: str | os.PathLike, *, backbone: str | Backbone, fps: float = 2.0,
                      device: str | torch.device | None = None, start: float | None = None,
                      duration: float | None = None, random_init: bool = False,
-                     progress: Progress | None = None, net: nn.Module | None = None) -> np.ndarray:
+                     progress: Progress | None = None, net: nn.Module | None = None,
+                     empty_ok: bool = False) -> np.ndarray:
     """(T, D) float32 features of one file (or of [start, start + duration)), row k at t = start + k / fps.
 
     No cache (see extract_cached). random_init=True (tests only) uses an untrained network.
+    empty_ok: no frame in the part gives a (0, D) array instead of an error.
     """
     bb = get_backbone(backbone)
     info = vid.probe(video)
@@ -181,6 +183,8 @@ def extract_features(video: str | os.PathLike, *, backbone: str | Backbone, fps:
     parts = list(iter_features(video, backbone=bb, fps=fps, device=device, start=start, duration=duration,
                                net=net, progress=tick))
     if not parts:
+        if empty_ok:
+            return np.zeros((0, bb.dim), np.float32)
         raise SpottingError(f"{video}: no frames to extract at {fps:g} fps in the selected part")
     return np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
 
@@ -241,7 +245,6 @@ def extract_cached(video, *, backbone: str, fps: float = 2.0, device: str | torc
             arr = _extract_in_chunks(path, bb=bb, fps=fps, device=device, start=start, duration=duration,
                                      count=count, net=net, key=key, npy=npy, progress=tick)
             done[0] += count
-            write_array(npy, key, arr)
             results.append(arr)
     finally:
         if bar is not None:
@@ -256,14 +259,17 @@ CHUNK_S = 300.0  # seconds of video per cached piece: a resumed extraction redoe
 
 def _extract_in_chunks(path, *, bb: Backbone, fps: float, device, start: float | None, duration: float | None,
                        count: int, net, key: dict, npy: Path, progress: Progress) -> np.ndarray:
-    """extract_features over the half in CHUNK_S pieces, each written (hidden, beside `npy`) as soon as
-    it is done, so an interrupted extraction (a killed job, a restarted server) resumes at its first
-    missing piece. The pieces go once the whole half is written."""
+    """The half's features, written to `npy` (cache key `key`) and returned. Over CHUNK_S, extracted in
+    pieces, each written (hidden, beside `npy`) as soon as it is done, so an interrupted extraction
+    (a killed job, a restarted server) resumes at its first missing piece. The pieces go once the
+    whole half is written."""
     per = max(1, int(round(CHUNK_S * fps)))
     n = max(1, -(-count // per))
     if n == 1:
-        return extract_features(path, backbone=bb, fps=fps, device=device, start=start, duration=duration,
-                                net=net, progress=progress)
+        arr = extract_features(path, backbone=bb, fps=fps, device=device, start=start, duration=duration,
+                               net=net, progress=progress)
+        write_array(npy, key, arr)
+        return arr
     pieces = npy.with_name(f".{npy.stem}.chunks")
     base = start or 0.0
     parts = []
@@ -276,15 +282,9 @@ def _extract_in_chunks(path, *, bb: Backbone, fps: float, device, start: float |
             def tick(frac: float, text: str, _i=i) -> None:
                 progress(min((_i + frac) * per / max(count, 1), 1.0), f"piece {_i + 1}/{n}: {text}")
 
-            if i < n - 1:
-                arr = extract_features(path, backbone=bb, fps=fps, device=device, start=c_start,
-                                       duration=c_duration, net=net, progress=tick)
-            else:  # the last piece may hold nothing: a container (its audio) can outlast the last frame
-                left = max(count - i * per, 1)
-                got = list(iter_features(path, backbone=bb, fps=fps, device=device, start=c_start,
-                                         duration=c_duration, net=net,
-                                         progress=lambda d, _t=tick, _l=left: _t(min(d / _l, 1.0), f"{d} frames")))
-                arr = np.concatenate(got) if got else np.zeros((0, bb.dim), np.float32)
+            # the last piece may hold nothing: a container (its audio) can outlast the last frame
+            arr = extract_features(path, backbone=bb, fps=fps, device=device, start=c_start, duration=c_duration,
+                                   net=net, progress=tick, empty_ok=i == n - 1)
             pieces.mkdir(parents=True, exist_ok=True)
             write_array(c_npy, c_key, arr)
         else:
