@@ -9,6 +9,7 @@ import pytest
 
 from spotting_core.engine.games import find_splits, load_games
 from spotting_core.engine.train import evaluate_games
+from spotting_core.io.remote import sha256_file
 from spotting_core.io.soccernet import RESULTS_FILE
 from spotting_core.models import load_checkpoint, read_checkpoint
 from spotting_core.synth import demo, demo_model
@@ -60,7 +61,7 @@ def _fake_built(folder: Path, recipe: dict, checkpoint: Path) -> None:
     (folder / RESULTS_FILE).write_text("{}")
     (folder / "demo.json").write_text(json.dumps({
         "version": demo.DEMO_VERSION, "recipe": recipe, "checkpoint": str(checkpoint),
-        "checkpoint_sha256": demo._sha256(checkpoint)}))
+        "checkpoint_sha256": sha256_file(checkpoint)}))
 
 
 def test_cached_demo_is_rebuilt_when_recipe_or_checkpoint_changes(tmp_path, recipe):

@@ -15,7 +15,6 @@ reason instead of raising. This module never imports Ray.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -27,6 +26,7 @@ from pathlib import Path
 
 from spotting_core.errors import SpottingError
 from spotting_core.io.feature_files import feature_names, feature_parts, feature_path, has_features
+from spotting_core.io.remote import sha256_file
 from spotting_core.io.soccernet import HALVES, LABELS_FILE, atomic_write_text
 from spotting_core.io.video import VIDEO_SUFFIXES
 
@@ -99,14 +99,6 @@ def find_units(tree: str | os.PathLike, out: str | os.PathLike | None = None, *,
 # ---------------------------------------------------------------------------------------------
 # Jobs, fingerprints and manifests
 # ---------------------------------------------------------------------------------------------
-def sha256_file(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def spot_job(checkpoint: str | os.PathLike, *, backbone: str | None = None, window_s: float | None = None,
              threshold: float | None = None, method: str = "hard",
              half_offset_s: float | None = None) -> dict:
@@ -285,7 +277,7 @@ class BatchWorker:
 
         src = Path(unit.src)
         videos = [src] if src.is_file() else game_videos(src)
-        halves = split_halves(videos[0] if len(videos) == 1 else videos, self.job["half_offset_s"])
+        halves = split_halves(videos, self.job["half_offset_s"])
         arrays = {array_file_name(half, self.backbone.feature_name, self.job["fps"]):
                   extract_features(path, backbone=self.backbone, fps=self.job["fps"], device=self.device,
                                    start=start, duration=duration, net=self.net, progress=_quiet)

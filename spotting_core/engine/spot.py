@@ -134,7 +134,7 @@ def _video(req: Request, videos: list[Path] | None = None) -> SpotInput:
     if backbones.get_backbone(backbone).feature_name != trained:
         raise SpottingError(f"{video}: checkpoint was trained on {trained} (dim {req.dim}), "
                             f"--backbone asks for {backbone}; spot the video with --backbone {' or '.join(computes)}")
-    source = video if not videos else videos[0] if len(videos) == 1 else list(videos)
+    source = list(videos) if videos else video
     halves = features.extract_cached(source, backbone=backbone, fps=req.model.fps, device=req.device,
                                      half_offset_s=req.half_offset_s, progress=req.progress)
     return SpotInput(halves=[np.asarray(h, dtype=np.float32) for h in halves],

@@ -119,8 +119,10 @@ def split_halves(video, half_offset_s: float | None) -> list[tuple[Path, int, fl
     """(file, half, start, duration) for each half of the input.
 
     video: one file (one half: half 2 when named `2_...`; or both with `half_offset_s`, the second
-    half starting that many seconds in), or a pair of files (half 1, half 2).
+    half starting that many seconds in), or a pair of files (half 1, half 2); a list of one file is that file.
     """
+    if isinstance(video, (list, tuple)) and len(video) == 1:
+        video = video[0]
     if isinstance(video, (list, tuple)):
         if len(video) != 2:
             raise SpottingError(f"expected one video or a pair (half 1, half 2), got {len(video)} files")

@@ -61,6 +61,11 @@ def md5_file(path: str | os.PathLike) -> str:
     return _digest(Path(path), hashlib.md5())
 
 
+def sha256_file(path: str | os.PathLike) -> str:
+    """The file's SHA-256 (what names a checkpoint by its content), read in blocks."""
+    return _digest(Path(path), hashlib.sha256())
+
+
 def verify(path: str | os.PathLike, *, git_sha1: str | None = None, md5: str | None = None,
            what: str | None = None, keep: bool = False) -> None:
     """Check the file against its published hash; on a mismatch delete it (unless `keep`) and raise one line."""

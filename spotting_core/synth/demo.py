@@ -21,7 +21,6 @@ either changes, so a new generator or a new checkpoint never shows stale results
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import os
 import shutil
@@ -34,6 +33,7 @@ from pathlib import Path
 
 from spotting_core.errors import SpottingError
 from spotting_core.io.feature_files import feature_path
+from spotting_core.io.remote import sha256_file
 from spotting_core.io.soccernet import CLASSES_V2, HALVES, LABELS_FILE, RESULTS_FILE, atomic_write_text
 from spotting_core.io.tables import read_labels
 from spotting_core.runtime import cache_root
@@ -71,10 +71,6 @@ def _step(progress: Progress | None, lo: float, hi: float) -> Progress | None:
 # ---------------------------------------------------------------------------------------------
 # The demo folder
 # ---------------------------------------------------------------------------------------------
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def _is_built(folder: Path) -> bool:
     """The cached demo is complete and made by this code: same version, same generator recipe, same checkpoint."""
     meta = folder / "demo.json"
@@ -86,7 +82,7 @@ def _is_built(folder: Path) -> bool:
         return False
     checkpoint = Path(info.get("checkpoint") or "")
     return (info.get("version") == DEMO_VERSION and info.get("recipe") == demo_recipe()
-            and checkpoint.is_file() and info.get("checkpoint_sha256") == _sha256(checkpoint))
+            and checkpoint.is_file() and info.get("checkpoint_sha256") == sha256_file(checkpoint))
 
 
 def _progress_file(folder: Path) -> Path:
@@ -189,7 +185,7 @@ def _build(folder: Path, work: Path, progress: Progress | None) -> None:
     atomic_write_text(work / MATCH_FILE, json.dumps(asdict(match), indent=2))
     atomic_write_text(work / "demo.json", json.dumps({"version": DEMO_VERSION, "benchmark": DEMO_BENCHMARK,
                                                       "recipe": recipe, "checkpoint": str(checkpoint),
-                                                      "checkpoint_sha256": _sha256(checkpoint),
+                                                      "checkpoint_sha256": sha256_file(checkpoint),
                                                       "game": game, "classes": list(CLASSES_V2)}, indent=2))
 
 
