@@ -158,13 +158,25 @@ def find_keras_h5(folder: Path | None = None) -> Path | None:
     return None
 
 
+def has_resnet_weights(folder: Path | None = None) -> bool:
+    """The ResNet-152 weights are there: converted, or the Keras .h5 to convert."""
+    folder = folder or soccernet_dir()
+    return (folder / WEIGHTS_PT).is_file() or find_keras_h5(folder) is not None
+
+
+def has_pca(folder: Path | None = None) -> bool:
+    """The official PCA is there: converted, or both pickles to convert."""
+    folder = folder or soccernet_dir()
+    return (folder / PCA_NPZ).is_file() or all((folder / n).is_file() for n in (PCA_PKL, AVERAGE_PKL))
+
+
 def check_files(*, pca: bool) -> None:
     """Raise one SpottingError naming every missing file (weights and, with `pca`, the two pickles)."""
     folder = soccernet_dir()
     missing = []
-    if not (folder / WEIGHTS_PT).is_file() and find_keras_h5(folder) is None:
+    if not has_resnet_weights(folder):
         missing.append(KERAS_H5_FILES[0])
-    if pca and not (folder / PCA_NPZ).is_file():
+    if pca and not has_pca(folder):
         missing += [n for n in (PCA_PKL, AVERAGE_PKL) if not (folder / n).is_file()]
     if missing:
         raise SpottingError(_missing_message(missing, folder))

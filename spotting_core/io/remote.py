@@ -145,7 +145,7 @@ def download(url: str, part: str | os.PathLike, *, size: int | None = None, labe
         return part
     resp = _open(url, start, timeout)
     if resp is None:
-        if size is None or start == size:
+        if size is None:
             return part
         part.unlink(missing_ok=True)
         return download(url, part, size=size, label=label, progress=progress, timeout=timeout)
@@ -174,9 +174,8 @@ def download(url: str, part: str | os.PathLike, *, size: int | None = None, labe
                                 "set SPOTTING_CACHE to a writable folder") from None
         finally:
             close()
-    expected = total if total is not None else size
-    if expected is not None and got < expected:
-        raise Truncated(f"{url}: the transfer stopped after {got:,} of {expected:,} bytes")
+    if total is not None and got < total:  # total: from Content-Length, else the known size
+        raise Truncated(f"{url}: the transfer stopped after {got:,} of {total:,} bytes")
     return part
 
 

@@ -119,9 +119,18 @@ def save_checkpoint(path: str | os.PathLike, model: SpottingModel, *, classes, f
         "fps": float(model.fps),
         "extra": dict(extra or {}),
     }
+    return _write_checkpoint(ckpt, path)
+
+
+def _write_checkpoint(ckpt: dict, path: Path) -> Path:
+    """torch.save into a temporary file beside `path`, then one rename; errors are one line."""
     tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(ckpt, tmp)
-    os.replace(tmp, path)
+    try:
+        torch.save(ckpt, tmp)
+        os.replace(tmp, path)
+    except (OSError, RuntimeError) as e:
+        tmp.unlink(missing_ok=True)
+        raise SpottingError(f"{path}: cannot write the checkpoint ({str(e).splitlines()[0][:120]})") from None
     return path
 
 
@@ -161,14 +170,7 @@ def store_extra(path: str | os.PathLike, **extra) -> Path:
     path = resolve_checkpoint(path)
     ckpt = read_checkpoint(path)
     ckpt.setdefault("extra", {}).update(extra)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        torch.save(ckpt, tmp)
-        os.replace(tmp, path)
-    except (OSError, RuntimeError) as e:
-        tmp.unlink(missing_ok=True)
-        raise SpottingError(f"{path}: cannot write the checkpoint ({str(e).splitlines()[0][:120]})") from None
-    return path
+    return _write_checkpoint(ckpt, path)
 
 
 def load_checkpoint(path: str | os.PathLike, *, device: str | torch.device = "cpu") -> tuple[SpottingModel, dict]:

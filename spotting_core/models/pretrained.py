@@ -32,12 +32,12 @@ from pathlib import Path
 from urllib.parse import quote
 
 from spotting_core.errors import SpottingError, UnknownName
+from spotting_core.features import soccernet as sn
 
 ENV_MIRROR = "SPOTTING_PRETRAINED_MIRROR"
 SN_REPO = "SoccerNet/sn-spotting"
 SN_COMMIT = "9842826f94e1419580a9d17219c11aca7225f7ce"  # main on 2024-02-07, the commit the hashes were read at
 SN_RAW = f"https://raw.githubusercontent.com/{SN_REPO}/{SN_COMMIT}/"
-KERAS_RESNET_URL = "https://storage.googleapis.com/tensorflow/keras-applications/resnet/"
 Progress = Callable[[float, str], None]
 
 
@@ -123,12 +123,11 @@ _ENTRIES = [
           reported=Reported(0.4467, "Average-mAP, SoccerNet-v1 test (card 0.302, subs 0.474, goal 0.565)",
                             f"{SN_REPO}/{POOLING}/NETVLAD_v1/2021-02-05_15-56-18.log")),
     Entry("soccernet-pca512", "SoccerNet's PCA 2048 -> 512 and the feature average before it", "features",
-          (_sn_file("Features/pca_512_TF2.pkl", "7c3391c946d890c6db391eeccb9fabc7dd887310", approx_mb=8.4),
-           _sn_file("Features/average_512_TF2.pkl", "341e12f15e0a314f02ee9af2b58d1717a45d76c6", size=8_349)),
+          (_sn_file(f"Features/{sn.PCA_PKL}", "7c3391c946d890c6db391eeccb9fabc7dd887310", approx_mb=8.4),
+           _sn_file(f"Features/{sn.AVERAGE_PKL}", "341e12f15e0a314f02ee9af2b58d1717a45d76c6", size=8_349)),
           ("ResNET_TF2_PCA512", 512), ("keras-resnet152",)),
     Entry("keras-resnet152", "Keras' ResNet-152 ImageNet weights (no top): SoccerNet's ResNET_TF2 extractor", "features",
-          (RemoteFile("resnet152_weights_tf_dim_ordering_tf_kernels_notop.h5",
-                      KERAS_RESNET_URL + "resnet152_weights_tf_dim_ordering_tf_kernels_notop.h5",
+          (RemoteFile(sn.KERAS_H5_FILES[0], sn.KERAS_WEIGHTS_URL + sn.KERAS_H5_FILES[0],
                       md5="ee4c566cf9a93f14d82f913c2dc6dd0c", approx_mb=234,
                       path="keras-applications storage (md5 in keras/applications/resnet.py WEIGHTS_HASHES)"),),
           ("ResNET_TF2", 2048)),
@@ -181,12 +180,7 @@ def is_installed(name: str) -> bool:
     e = entry(name)
     if e.kind == "checkpoint":
         return checkpoint_path(name).is_file()
-    from spotting_core.features import soccernet as sn
-
-    folder = sn.soccernet_dir()
-    if name == "keras-resnet152":
-        return (folder / sn.WEIGHTS_PT).is_file() or sn.find_keras_h5(folder) is not None
-    return (folder / sn.PCA_NPZ).is_file() or all((folder / f.name).is_file() for f in e.files)
+    return sn.has_resnet_weights() if name == "keras-resnet152" else sn.has_pca()
 
 
 def missing(name: str) -> list[str]:
@@ -214,11 +208,12 @@ def installed_checkpoint(name: str) -> Path | None:
 def describe(name: str) -> dict:
     """One row of `spotting pretrained list` / the app's picker."""
     e = entry(name)
-    row = {"name": e.name, "kind": e.kind, "installed": is_installed(name), "title": e.title,
+    miss = missing(name)
+    row = {"name": e.name, "kind": e.kind, "installed": name not in miss, "title": e.title,
            "files": [{"name": f.name, "url": f.url, "size": f.size_text(), "git_sha1": f.git_sha1, "md5": f.md5}
                      for f in e.files],
            "size": " + ".join(f.size_text() for f in e.files), "features": f"{e.features[0]} ({e.features[1]}-d)",
-           "requires": list(e.requires), "missing": missing(name)}
+           "requires": list(e.requires), "missing": miss}
     if e.kind == "checkpoint":
         row.update({"model": e.model, "classes": e.classes, "nms": {"window_s": e.nms[0], "threshold": e.nms[1]},
                     "reported": None if e.reported is None else
@@ -254,15 +249,9 @@ def _install(e: Entry, files: dict[str, Path], progress: Progress | None) -> lis
                                      "reported": None if e.reported is None else
                                      {"average_map": e.reported.value, "metric": e.reported.metric,
                                       "source": e.reported.source}}}
-        try:
-            out = import_official_checkpoint(files[f.name], checkpoint_path(e.name), pool=e.model,
-                                             window_s=e.window_s, feature_name=e.features[0],
-                                             nms_window_s=e.nms[0], nms_threshold=e.nms[1], extra=provenance)
-        finally:
-            files[f.name].unlink(missing_ok=True)
-        return [out]
-    from spotting_core.features import soccernet as sn
-
+        return [import_official_checkpoint(files[f.name], checkpoint_path(e.name), pool=e.model,
+                                           window_s=e.window_s, feature_name=e.features[0],
+                                           nms_window_s=e.nms[0], nms_threshold=e.nms[1], extra=provenance)]
     folder = sn.soccernet_dir()
     placed: list[Path] = []
     try:
@@ -275,9 +264,9 @@ def _install(e: Entry, files: dict[str, Path], progress: Progress | None) -> lis
 
             placed.append(convert_keras_h5(placed[0], folder / sn.WEIGHTS_PT))
         else:
-            (folder / sn.PCA_NPZ).unlink(missing_ok=True)  # converted again from the new pickles
-            placed.append(folder / sn.PCA_NPZ)
-            sn.load_official_pca()
+            from spotting_core.features.soccernet_pca import convert_official_pca
+
+            placed.append(convert_official_pca(placed[0], placed[1], folder / sn.PCA_NPZ))
     except (SpottingError, OSError) as err:
         for p in placed:
             p.unlink(missing_ok=True)
