@@ -154,10 +154,22 @@ def _unpack(video, detector: str, arr: np.ndarray) -> Shots:
     return Shots(Path(video), detector, fps_u / 1e6, frames, transitions)
 
 
+def _cache_key(identity: dict, detector: str, info) -> dict:
+    """What a cached result must match: the file, the detector, the frame rate and these rules."""
+    return {**identity, "detector": detector, "fps": info.fps or 25.0, "version": VERSION}
+
+
+def _cached(video, detector: str, key: dict, npy: Path | None = None) -> Shots | None:
+    from spotting_core.features.cache import read_array
+
+    hit = read_array(npy or cache_file(video, detector), key)
+    return None if hit is None else _unpack(video, detector, hit)
+
+
 def detect_shots(video: str | os.PathLike, *, detector: str | None = None, device=None,
                  progress: Progress | None = None, cache: bool = True) -> Shots:
     """The shots of `video` (cached next to it, keyed on the file and the detector's rules)."""
-    from spotting_core.features.cache import file_identity, read_array, write_array
+    from spotting_core.features.cache import file_identity, write_array
     from spotting_core.io import video as vid
 
     info = vid.probe(video)
@@ -165,12 +177,12 @@ def detect_shots(video: str | os.PathLike, *, detector: str | None = None, devic
     if detector not in DETECTORS:
         raise SpottingError(f"--detector {detector}: unknown; choose {' or '.join(DETECTORS)}")
     fps = info.fps or 25.0
-    key = {**file_identity(video), "detector": detector, "fps": fps, "version": VERSION}
+    key = _cache_key(file_identity(video), detector, info)
     npy = cache_file(video, detector) if cache else None
     if npy is not None:
-        hit = read_array(npy, key)
+        hit = _cached(video, detector, key, npy)
         if hit is not None:
-            return _unpack(video, detector, hit)
+            return hit
     from tqdm import tqdm
 
     from spotting_core.media.shot_detectors import SIZE
@@ -201,7 +213,7 @@ def detect_shots(video: str | os.PathLike, *, detector: str | None = None, devic
 def cached_shots(video: str | os.PathLike, detectors: tuple[str, ...] = DETECTORS) -> Shots | None:
     """The shots of `video` when a detector's result is already cached (first of `detectors`), else
     None: for views that must not start a detection."""
-    from spotting_core.features.cache import file_identity, read_array
+    from spotting_core.features.cache import file_identity
     from spotting_core.io import video as vid
 
     try:
@@ -210,10 +222,9 @@ def cached_shots(video: str | os.PathLike, detectors: tuple[str, ...] = DETECTOR
     except (SpottingError, OSError):
         return None
     for detector in detectors:
-        key = {**identity, "detector": detector, "fps": info.fps or 25.0, "version": VERSION}
-        hit = read_array(cache_file(video, detector), key)
+        hit = _cached(video, detector, _cache_key(identity, detector, info))
         if hit is not None:
-            return _unpack(video, detector, hit)
+            return hit
     return None
 
 
