@@ -121,11 +121,12 @@ def detections_from_events(events, num_frames: Sequence[int], num_classes: int) 
 @torch.no_grad()
 def evaluate_games(model, games: Sequence[GameData], *, metrics: Sequence[str] = ("loose", "tight"),
                    classes: Sequence[str] = CLASSES_V2, progress: Progress | None = None,
-                   thresholds: bool = False) -> dict:
+                   thresholds: bool = False, keep_pairs: bool = False) -> dict:
     """Average-mAP of `model` (its own NMS settings) over `games`, all halves pooled: {metric: value}.
 
     thresholds: also fit the per-class operating points on these games (`engine/calibrate.py`,
-    F1 at 5 s), returned under "thresholds". One game's features are in memory at a time (memory-mapped
+    F1 at 5 s), returned under "thresholds"; keep_pairs: return what they are fitted from under
+    "pairs" instead (`operating_points(pairs)`), for a caller that fits only when it needs them. One game's features are in memory at a time (memory-mapped
     games are read, spotted and handed back); what is kept per game is its events (`frame_tables`).
     """
     was_training = model.training
@@ -140,7 +141,7 @@ def evaluate_games(model, games: Sequence[GameData], *, metrics: Sequence[str] =
         longest = max(longest, *(len(h) for h in halves))
         del halves
         release_heap()                          # else the freed game's pages stay resident (io/feature_files)
-        if thresholds:
+        if thresholds or keep_pairs:
             pairs.append((g.name, g.labels, events))
         if progress:
             progress((i + 1) / len(games), f"evaluating {g.name}")
@@ -149,8 +150,15 @@ def evaluate_games(model, games: Sequence[GameData], *, metrics: Sequence[str] =
                                 metrics=metrics)
     out: dict = {m: float(scores[m]["a_mAP"]) for m in metrics}
     if thresholds:
-        out["thresholds"] = fit_thresholds(pairs, classes=classes) if any(len(e) for _, _, e in pairs) else None
+        out["thresholds"] = operating_points(pairs, classes=classes)
+    if keep_pairs:
+        out["pairs"] = pairs
     return out
+
+
+def operating_points(pairs, *, classes: Sequence[str] = CLASSES_V2) -> dict | None:
+    """The per-class thresholds fitted on (game, labels, events) pairs; None when nothing was spotted."""
+    return fit_thresholds(pairs, classes=classes) if any(len(e) for _, _, e in pairs) else None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -264,7 +272,7 @@ def fit(cfg: TrainConfig, progress: Progress | None = None) -> dict:
                "train_s": time.perf_counter() - t0}
         time_up = cfg.max_train_s is not None and time.perf_counter() - loop_start >= cfg.max_train_s
         if epoch % cfg.eval_every == 0 or epoch == cfg.epochs or time_up:
-            scored = evaluate_games(model, valid_games, metrics=(cfg.valid_metric,), thresholds=True)
+            scored = evaluate_games(model, valid_games, metrics=(cfg.valid_metric,), keep_pairs=True)
             score = scored[cfg.valid_metric]
             row[f"valid_a_mAP_{cfg.valid_metric}"] = score
             if not per_step:
@@ -273,7 +281,7 @@ def fit(cfg: TrainConfig, progress: Progress | None = None) -> dict:
                 best, best_epoch, stale = score, epoch, 0
                 save_checkpoint(cfg.out, model, classes=CLASSES_V2, feature_name=feature_name,
                                 extra={"epoch": epoch, f"valid_a_mAP_{cfg.valid_metric}": score,
-                                       "thresholds": scored["thresholds"],
+                                       "thresholds": operating_points(scored["pairs"]),  # best epochs only
                                        "train": {k: v for k, v in dataclasses.asdict(cfg).items()
                                                  if k != "model_options"}})
             else:
