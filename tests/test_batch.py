@@ -133,13 +133,15 @@ def test_what_counts_as_done(season, tmp_path):
     assert pending(units, job)[0] == [first]
 
 
-def test_features_only_then_spot_a_season_of_videos(tmp_path):
+def test_features_only_then_spot_a_season_of_videos(tmp_path, monkeypatch):
     """Without Ray: the workers' two jobs on generated half videos (decoding and the backbone run in
-    the worker); the feature tree they write is a SoccerNet-layout tree that a spotting batch reads."""
+    the worker); the feature tree they write is a SoccerNet-layout tree that a spotting batch reads.
+    The features go through the videos' feature cache, so nothing after the first job extracts again."""
     import numpy as np
 
     from spotting_core.engine.batch import features_job
-    from spotting_core.features.extract import extract_features
+    from spotting_core.features import extract as fx
+    from spotting_core.features.extract import extract_cached, extract_features
     from spotting_core.models import build_model, save_checkpoint
     from spotting_core.synth.toys import write_toy_video
 
@@ -155,6 +157,17 @@ def test_features_only_then_spot_a_season_of_videos(tmp_path):
     direct = extract_features(game / "2_224p.mkv", backbone="mobilenetv2-offline")
     assert feats.shape == (8, 1280) and np.array_equal(feats, direct)
     assert pending([unit], job) == ([], [unit])
+    out = tmp_path / "features" / "league" / "game-1"
+    assert (out / ".2_mobilenetv2-offline.npy.json").is_file()      # the cache's sidecar travels with the array
+    assert (game / "2_mobilenetv2-offline.npy").samefile(out / "2_mobilenetv2-offline.npy")  # linked, not copied
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("features were extracted again")
+    monkeypatch.setattr(fx, "load_network", no_network)               # from here on, every read is a cache hit
+    assert np.array_equal(extract_cached([game / "1_224p.mkv", game / "2_224p.mkv"],
+                                         backbone="mobilenetv2-offline")[1], feats)
+    (in_place,) = find_units(tmp_path / "videos")                      # default output: the game folder itself
+    assert BatchWorker(job, threads=1).run(in_place)["status"] == "done" and is_done(in_place, job)
 
     model = build_model("maxpool", input_dim=1280, num_classes=len(CLASSES_V2), fps=2)
     ckpt = save_checkpoint(tmp_path / "mp.pt", model, classes=CLASSES_V2, feature_name="mobilenetv2-offline")

@@ -228,6 +228,7 @@ class BatchWorker:
         if threads:
             torch.set_num_threads(int(threads))
         self.job, self.device = job, device
+        self.networks = {}   # frame backbones loaded once per worker (features jobs, video spotting)
         if job["kind"] == "spot":
             from spotting_core.engine.spot import load_spotter
 
@@ -242,7 +243,7 @@ class BatchWorker:
             from spotting_core.features.backbones import get_backbone, load_network
 
             self.backbone = get_backbone(job["backbone"])
-            self.net = load_network(self.backbone, device=device)
+            self.networks[self.backbone.name] = load_network(self.backbone, device=device)
 
     def info(self) -> dict:
         return {"pid": os.getpid(), "host": socket.gethostname(),
@@ -265,25 +266,24 @@ class BatchWorker:
         from spotting_core.engine.inference import write_outputs
         from spotting_core.engine.spot import spot_input
 
-        events, arrays, _ = spot_input(self.spotter, unit.src, progress=_quiet, **self.job["options"])
+        events, arrays, _ = spot_input(self.spotter, unit.src, progress=_quiet, networks=self.networks,
+                                       **self.job["options"])
         return lambda folder: write_outputs(folder, events, arrays, url_local=unit.src)
 
     def _features(self, unit: Unit):
-        import numpy as np
-
-        from spotting_core.features.cache import array_file_name, split_halves
-        from spotting_core.features.extract import extract_features
+        """The features land in the videos' feature cache (resumable per piece, and `spotting spot` of
+        that video finds them), then are placed in the game's output folder with their cache sidecars."""
+        from spotting_core.features.cache import place_array
+        from spotting_core.features.extract import cached_files, extract_cached
         from spotting_core.features.frames import game_videos
 
         src = Path(unit.src)
         videos = [src] if src.is_file() else game_videos(src)
-        halves = split_halves(videos, self.job["half_offset_s"])
-        arrays = {array_file_name(half, self.backbone.feature_name, self.job["fps"]):
-                  extract_features(path, backbone=self.backbone, fps=self.job["fps"], device=self.device,
-                                   start=start, duration=duration, net=self.net, progress=_quiet)
-                  for path, half, start, duration in halves}
+        options = {"backbone": self.backbone.name, "fps": self.job["fps"], "half_offset_s": self.job["half_offset_s"]}
+        extract_cached(videos, device=self.device, networks=self.networks, progress=_quiet, **options)
+        cached = [npy for *_, npy in cached_files(videos, **options)]
 
         def write(folder: Path) -> None:
-            for name, arr in arrays.items():
-                np.save(folder / name, np.asarray(arr, dtype=np.float32))
+            for npy in cached:
+                place_array(npy, folder)
         return write

@@ -60,6 +60,7 @@ class Request:
     half_offset_s: float | None
     device: torch.device
     progress: Progress | None
+    networks: dict | None = None   # a batch worker's loaded frame backbones, reused across videos
 
 
 @dataclass
@@ -136,7 +137,7 @@ def _video(req: Request, videos: list[Path] | None = None) -> SpotInput:
                             f"--backbone asks for {backbone}; spot the video with --backbone {' or '.join(computes)}")
     source = list(videos) if videos else video
     halves = features.extract_cached(source, backbone=backbone, fps=req.model.fps, device=req.device,
-                                     half_offset_s=req.half_offset_s, progress=req.progress)
+                                     half_offset_s=req.half_offset_s, progress=req.progress, networks=req.networks)
     return SpotInput(halves=[np.asarray(h, dtype=np.float32) for h in halves],
                      default_out=video if videos else video.with_name(f"{video.stem}_spotting"), name=backbone)
 
@@ -215,8 +216,11 @@ def load_spotter(checkpoint: str | os.PathLike, *, device: str | None = None) ->
 
 def spot_input(spotter: Spotter, input: str | os.PathLike, *, backbone: str | None = None,
                window_s: float | None = None, threshold: float | None = None, method: str = "hard",
-               half_offset_s: float | None = None, progress: Progress | None = None):
-    """(events table, per-half arrays, default output folder) of one input; nothing is written."""
+               half_offset_s: float | None = None, progress: Progress | None = None, networks: dict | None = None):
+    """(events table, per-half arrays, default output folder) of one input; nothing is written.
+
+    networks: frame backbones already loaded (by name), used and filled when a video needs features.
+    """
     src = Path(input)
     if not src.exists():
         raise SpottingError(f"{src}: no such file or folder")
@@ -225,7 +229,7 @@ def spot_input(spotter: Spotter, input: str | os.PathLike, *, backbone: str | No
     if method not in NMS_METHODS:
         raise SpottingError(f"--nms {method}: choose from {', '.join(NMS_METHODS)}")
     req = Request(src=src, model=spotter.model, trained=spotter.trained, dim=spotter.dim, backbone=backbone,
-                  half_offset_s=half_offset_s, device=spotter.device, progress=progress)
+                  half_offset_s=half_offset_s, device=spotter.device, progress=progress, networks=networks)
     got = read_input(req)
     kwargs = {"classes": spotter.classes} if spotter.classes is not None else {}
     with torch.no_grad():

@@ -5,6 +5,7 @@
     key = {**file_identity(video), ...}     size, mtime and a hash of the file's head and tail
     arr = read_array(npy, key)              None unless the sidecar `.<name>.json` holds the same key
     write_array(npy, key, arr)              atomically, array then sidecar
+    place_array(npy, folder)                the array and its sidecar into another folder (hard links)
     split_halves(video, half_offset_s)      (file, half, start, duration) of each half of an input
 """
 
@@ -14,6 +15,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -82,6 +84,24 @@ def array_file_name(half: int, name: str, fps: float) -> str:
 
 def _sidecar(npy: Path) -> Path:
     return npy.with_name(f".{npy.name}.json")
+
+
+def place_array(npy: str | os.PathLike, folder: str | os.PathLike) -> list[Path]:
+    """Put a cached array and its sidecar into `folder` under the same names, so the cache recognises
+    them there too: hard links when on the same filesystem (no second copy of the bytes), else copies."""
+    placed = []
+    for src in (Path(npy), _sidecar(Path(npy))):
+        dest = Path(folder) / src.name
+        if dest.exists() and os.path.samefile(src, dest):
+            placed.append(dest)
+            continue
+        dest.unlink(missing_ok=True)
+        try:
+            os.link(src, dest)
+        except OSError:
+            shutil.copy2(src, dest)
+        placed.append(dest)
+    return placed
 
 
 def read_array(npy: str | os.PathLike, key: dict, *, mmap: bool = False) -> np.ndarray | None:

@@ -2,9 +2,10 @@
 
     extract_features(video, backbone=..., fps=2.0)     -> (T, D) float32, row k = frame at t = k / fps
     extract_cached(video, backbone=..., fps=2.0)       -> [half1 (T1, D), half2 (T2, D)...], cached
+    cached_files(video, backbone=..., fps=2.0)         -> per half: where extract_cached keeps it, and its key
     extract_to_file(video, backbone=..., out=...)      -> the .npy written (`spotting features`)
 
-Decoding runs in a thread (ffmpeg is a separate process) and overlaps the network, batch by batch,
+Decoding runs in a thread (`io.video.prefetch`; ffmpeg is a separate process) and overlaps the network, batch by batch,
 through a bounded queue, so memory stays flat for a 90-minute file. On the CPU the network leaves
 one core to the decoder (`network_threads`): the wall time then tends to max(decode, network)
 instead of paying for two thread pools fighting over every core. CUDA and half precision are used
@@ -24,10 +25,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-import queue
 import shutil
 import sys
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -40,11 +39,9 @@ from spotting_core.features.backbones import Backbone, get_backbone, load_networ
 from spotting_core.features.cache import (
     array_file_name,
     cache_folder,
-    fallback_folder,
     file_identity,
     read_array,
     split_halves,
-    video_folder,
     write_array,
 )
 from spotting_core.io import video as vid
@@ -58,54 +55,6 @@ CACHE_VERSION = 1
 # ---------------------------------------------------------------------------------------------
 # Streamed extraction
 # ---------------------------------------------------------------------------------------------
-_END = object()
-
-
-def _producer(batches: Iterator[np.ndarray], q: queue.Queue, stop: threading.Event) -> None:
-    try:
-        for b in batches:
-            while not stop.is_set():
-                try:
-                    q.put(b, timeout=0.1)
-                    break
-                except queue.Full:
-                    continue
-            if stop.is_set():
-                break
-        item = _END
-    except BaseException as e:  # forwarded to the consumer, re-raised there
-        item = e
-    finally:
-        close = getattr(batches, "close", None)
-        if close:
-            close()
-    while not stop.is_set():
-        try:
-            q.put(item, timeout=0.1)
-            return
-        except queue.Full:
-            continue
-
-
-def prefetch(batches: Iterator[np.ndarray], *, depth: int = 3) -> Iterator[np.ndarray]:
-    """Run an iterator in a thread, `depth` items ahead (bounded: memory stays flat)."""
-    q: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-    t = threading.Thread(target=_producer, args=(batches, q, stop), daemon=True)
-    t.start()
-    try:
-        while True:
-            item = q.get()
-            if item is _END:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        t.join(timeout=10)
-
-
 def network_threads(cpus: int | None = None) -> int:
     """torch's intra-op threads while ffmpeg decodes beside the network: all cores but one (at least 1)."""
     if cpus is None:
@@ -148,7 +97,7 @@ def iter_features(video: str | os.PathLike, *, backbone: str | Backbone, fps: fl
     batches = vid.decode(video, fps=fps, size=bb.decode_size, start=start, duration=duration,
                          batch_size=batch_size or bb.batch_size)
     done = 0
-    for frames in prefetch(batches):                              # frames: (B, H, W, 3) uint8
+    for frames in vid.prefetch(batches):                              # frames: (B, H, W, 3) uint8
         with _intra_op_threads(dev):  # per batch: the caller's threads are its own between two yields
             x = bb.preprocess(torch.from_numpy(frames).to(dev, non_blocking=True))  # (B, 3, h, w)
             y = net(x.to(dtype)).float().reshape(len(frames), -1)      # (B, D)
@@ -192,23 +141,36 @@ def extract_features(video: str | os.PathLike, *, backbone: str | Backbone, fps:
 # ---------------------------------------------------------------------------------------------
 # Cached per half
 # ---------------------------------------------------------------------------------------------
-def extract_cached(video, *, backbone: str, fps: float = 2.0, device: str | torch.device | None = None,
-                   half_offset_s: float | None = None, progress: Progress | None = None,
-                   cache_root: str | os.PathLike | None = None) -> list[np.ndarray]:
-    """One (T, D) float32 array per half, from the cache when its key still matches.
-
-    video: one file (one half, or two with half_offset_s: half 2 starts that many seconds in), or
-    a pair of files (half 1, half 2). cache_root overrides where the .npy files go.
-    """
+def cached_files(video, *, backbone: str | Backbone, fps: float = 2.0, half_offset_s: float | None = None,
+                 cache_root: str | os.PathLike | None = None) -> list[tuple[Path, int, float | None, float | None, dict, Path]]:
+    """Per half of the input: (file, half, start, duration, cache key, cached .npy path), as extract_cached
+    reads and writes them (the .npy need not exist yet)."""
     bb = get_backbone(backbone)
-    halves = split_halves(video, half_offset_s)
-    plans = []
-    for path, half, start, duration in halves:
+    out = []
+    for path, half, start, duration in split_halves(video, half_offset_s):
         vid.check_file(path)
         folder = Path(cache_root) if cache_root else cache_folder(path)
         key = {"version": CACHE_VERSION, "backbone": bb.feature_name, "dim": bb.dim, "fps": float(fps),
                "video": Path(path).name, **file_identity(path), "start": start, "duration": duration}
-        npy = folder / array_file_name(half, bb.feature_name, fps)
+        out.append((path, half, start, duration, key, folder / array_file_name(half, bb.feature_name, fps)))
+    return out
+
+
+def extract_cached(video, *, backbone: str, fps: float = 2.0, device: str | torch.device | None = None,
+                   half_offset_s: float | None = None, progress: Progress | None = None,
+                   cache_root: str | os.PathLike | None = None,
+                   networks: dict[str, nn.Module] | None = None) -> list[np.ndarray]:
+    """One (T, D) float32 array per half, from the cache when its key still matches.
+
+    video: one file (one half, or two with half_offset_s: half 2 starts that many seconds in), or
+    a pair of files (half 1, half 2). cache_root overrides where the .npy files go (`cached_files`).
+    networks: a long-lived caller's loaded networks by backbone name (a batch worker's): the
+    backbone's is used when there, and added once loaded, so many videos load it once.
+    """
+    bb = get_backbone(backbone)
+    plans = []
+    for path, half, start, duration, key, npy in cached_files(video, backbone=bb, fps=fps, half_offset_s=half_offset_s,
+                                                              cache_root=cache_root):
         cached = read_array(npy, key)
         plans.append((path, half, start, duration, key, npy, None if cached is None or cached.ndim != 2 else cached))
 
@@ -223,7 +185,13 @@ def extract_cached(video, *, backbone: str, fps: float = 2.0, device: str | torc
         from tqdm import tqdm
 
         bar = tqdm(total=sum(counts), unit="frame", desc=f"features {bb.name}", file=sys.stderr, disable=None)
-    net = load_network(bb, device=device) if todo else None
+    net = None
+    if todo:
+        net = networks.get(bb.name) if networks is not None else None
+        if net is None:
+            net = load_network(bb, device=device)
+            if networks is not None:
+                networks[bb.name] = net
     results = []
     done = [0]   # frames extracted in the halves before this one
     remaining = iter(counts)
@@ -306,10 +274,7 @@ def extract_to_file(video: str | os.PathLike, *, backbone: str = "mobilenetv2-of
     video = Path(video)
     (arr,) = extract_cached(video, backbone=backbone, fps=fps, device=device, progress=progress)
     if out is None:
-        (path, half, *_), = split_halves(video, None)
-        name = array_file_name(half, get_backbone(backbone).feature_name, fps)
-        npy = video_folder(path) / name
-        return npy if npy.is_file() else fallback_folder(path) / name
+        return cached_files(video, backbone=backbone, fps=fps)[0][-1]
     out = Path(out)
     if out.resolve() == video.resolve():
         raise SpottingError(f"{out}: refusing to overwrite the source video")

@@ -3,6 +3,7 @@
     probe(path)                               -> VideoInfo (duration, fps, displayed size, rotation, audio)
     decode(path, fps=2.0, size=224)           -> batches (B, H, W, 3) uint8 RGB, frame k shows time start + k/fps
     decode_array(path, ...)                   -> all of them in one array (small files, tests)
+    prefetch(decode(...), depth=3)            -> the same batches, decoded in a thread ahead of their reader
 
 Cutting and joining (reels) are in `media/cut.py`.
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import math
 import os
+import queue
 import re
 import subprocess
 import threading
@@ -253,3 +255,54 @@ def decode_array(path: str | os.PathLike, **kwargs) -> np.ndarray:
         w, h = output_size(info, kwargs.get("size"))
         return np.zeros((0, h, w, 3), dtype=np.uint8)
     return np.concatenate(batches)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading ahead
+# ---------------------------------------------------------------------------------------------
+_END = object()
+
+
+def _producer(batches: Iterator[np.ndarray], q: queue.Queue, stop: threading.Event) -> None:
+    try:
+        for b in batches:
+            while not stop.is_set():
+                try:
+                    q.put(b, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+            if stop.is_set():
+                break
+        item = _END
+    except BaseException as e:  # forwarded to the consumer, re-raised there
+        item = e
+    finally:
+        close = getattr(batches, "close", None)
+        if close:
+            close()
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=0.1)
+            return
+        except queue.Full:
+            continue
+
+
+def prefetch(batches: Iterator[np.ndarray], *, depth: int = 3) -> Iterator[np.ndarray]:
+    """Run an iterator in a thread, `depth` items ahead (bounded: memory stays flat)."""
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    t = threading.Thread(target=_producer, args=(batches, q, stop), daemon=True)
+    t.start()
+    try:
+        while True:
+            item = q.get()
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        t.join(timeout=10)
