@@ -139,3 +139,16 @@ def test_cli_synth(tmp_path, capsys):
     assert json.loads((tmp_path / "s" / "synth.json").read_text())["feature_name"] == "synth16"
     assert main(["synth", str(tmp_path / "t"), "--games", "2"]) == 2
     assert capsys.readouterr().err.strip() == "error: --games 2: need at least 3 games (one each for train, valid and test)"
+
+
+def test_only_writes_those_games_exactly_as_the_whole_tree(tmp_path):
+    """The demo build writes its one game alone (`only`): same labels and features as in the whole tree."""
+    whole = generate(tmp_path / "whole", games=5, seed=3, half_minutes=0.5, dim=16)
+    one = generate(tmp_path / "one", games=5, seed=3, half_minutes=0.5, dim=16, only=[4])
+    info = json.loads((one / "synth.json").read_text())
+    assert info["splits"] == {"train": [], "valid": [], "test": [json.loads((whole / "synth.json").read_text())
+                                                                 ["splits"]["test"][0]]}
+    game = info["splits"]["test"][0]
+    for name in ("Labels-v2.json", "1_synth16.npy", "2_synth16.npy"):
+        assert (one / "test" / game / name).read_bytes() == (whole / "test" / game / name).read_bytes()
+    assert len(list_games(one, "Labels-v2.json")) == 1

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
@@ -175,7 +175,8 @@ def synth_half(rng: np.random.Generator, *, T: int, frames: np.ndarray, classes:
 # ---------------------------------------------------------------------------------------------
 # The tree
 # ---------------------------------------------------------------------------------------------
-def _split_sizes(games: int) -> tuple[int, int, int]:
+def split_sizes(games: int) -> tuple[int, int, int]:
+    """(train, valid, test) game counts: games 0.. are train, then valid, then test."""
     if games < 3:
         raise SpottingError(f"--games {games}: need at least 3 games (one each for train, valid and test)")
     n_valid = max(1, int(round(games * SPLIT_SHARES[1])))
@@ -185,8 +186,11 @@ def _split_sizes(games: int) -> tuple[int, int, int]:
 
 def generate(out: str | os.PathLike, *, games: int, seed: int, timelines: str | os.PathLike | None = None,
              half_minutes: float = 45.0, dim: int = 512, params: SynthParams | None = None,
-             progress: Callable[[float, str], None] | None = None) -> Path:
+             progress: Callable[[float, str], None] | None = None, only: Sequence[int] | None = None) -> Path:
     """Write a synthetic SoccerNet-layout tree under `out` (see the module docstring); returns `out`.
+
+    only: write just these game indices (the others are left out of the tree and of synth.json);
+    each game written is the same as in the whole tree, for a game depends on the seed and its index.
 
     Halves last `half_minutes`; events of real timelines past that are left out. With real
     timelines, game i takes the timeline of the i-th file of a seeded shuffle (cycling when there
@@ -197,7 +201,7 @@ def generate(out: str | os.PathLike, *, games: int, seed: int, timelines: str | 
         raise SpottingError(f"--dim {dim}: feature dimension must be at least 8")
     if half_minutes <= 0:
         raise SpottingError(f"--half-minutes {half_minutes}: must be positive")
-    sizes = _split_sizes(int(games))
+    sizes = split_sizes(int(games))
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise SpottingError(f"{out}: exists and is not a folder")
@@ -216,7 +220,8 @@ def generate(out: str | os.PathLike, *, games: int, seed: int, timelines: str | 
     written = {s: [] for s in SPLITS}
     class_id = {c: i for i, c in enumerate(CLASSES_V2)}
 
-    for g in range(int(games)):
+    wanted = range(int(games)) if only is None else sorted({int(g) for g in only if 0 <= int(g) < int(games)})
+    for n, g in enumerate(wanted):
         grng = np.random.default_rng([int(seed), g])
         if sources:
             src = sources[order[g % len(sources)]]
@@ -254,7 +259,7 @@ def generate(out: str | os.PathLike, *, games: int, seed: int, timelines: str | 
         atomic_write_text(game_dir / LABELS_FILE, json.dumps(labels_to_dict(labels, url_local=url), indent=2))
         written[split].append(rel)
         if progress:
-            progress((g + 1) / games, f"game {g + 1}/{games}")
+            progress((n + 1) / len(wanted), f"game {n + 1}/{len(wanted)}")
 
     info = {"seed": int(seed), "games": int(games), "feature_name": name, "dim": int(dim), "fps": FPS,
             "half_minutes": float(half_minutes), "timelines": str(timelines) if timelines is not None else None,

@@ -42,6 +42,7 @@ from spotting_core.synth.demo_model import (
     DEMO_BENCHMARK,
     calibrate_checkpoint,
     demo_checkpoint,
+    demo_game_index,
     demo_recipe,
     generate_benchmark,
     train_demo_checkpoint,
@@ -161,14 +162,14 @@ def _build(folder: Path, work: Path, progress: Progress | None) -> None:
     name = feature_name(DEMO_BENCHMARK["dim"])
     recipe = demo_recipe()
     with tempfile.TemporaryDirectory(prefix="spotting-demo-", dir=cache_root()) as tmp:
-        bench = generate_benchmark(Path(tmp) / "bench", progress=_step(progress, 0.0, 0.1))
+        bench = generate_benchmark(Path(tmp) / "bench", only=[demo_game_index()])   # the demo game alone
         info = json.loads((bench / "synth.json").read_text())
         game = info["splits"]["test"][0]
         game_dir = bench / "test" / game
         for half in HALVES:
             shutil.copy2(feature_path(game_dir, half, name), feature_path(work, half, name))
         shutil.copy2(game_dir / LABELS_FILE, work / LABELS_FILE)
-        checkpoint = demo_checkpoint(recipe, bench, progress=_step(progress, 0.1, 0.6))
+    checkpoint = demo_checkpoint(recipe, progress=_step(progress, 0.0, 0.6))
     labels = read_labels(work / LABELS_FILE)
     labels["game_time"] = labels["game_time"].astype(str)
     seconds = DEMO_BENCHMARK["half_minutes"] * 60.0

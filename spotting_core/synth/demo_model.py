@@ -1,7 +1,8 @@
 """The demo's model: the synthetic benchmark it was trained on, its recipe guard, training and calibration.
 
-    demo_checkpoint(recipe, bench)   the shipped `assets/demo_saliency.pt` when it fits the current
+    demo_checkpoint(recipe)          the shipped `assets/demo_saliency.pt` when it fits the current
                                      generator, else one trained here (cached per recipe)
+    demo_game_index()                the demo match: the benchmark's first test game
     calibrate_checkpoint(path, bench) record its operating points (per-class thresholds fitted on the
                                      benchmark's valid games, engine/calibrate.py) in its `extra`
 
@@ -33,11 +34,21 @@ DEMO_TRAIN = {"model": "saliency", "epochs": 60, "eval_every": 5, "patience": 4,
               "max_train_s": 240.0, "model_options": {"embed_dim": "128"}}
 
 
-def generate_benchmark(out: Path, *, progress: Progress | None = None) -> Path:
+def generate_benchmark(out: Path, *, progress: Progress | None = None, only: list[int] | None = None) -> Path:
+    """The demo benchmark (`only`: just these game indices, each as in the whole benchmark)."""
     from spotting_core.synth.benchmark import generate
 
     return generate(out, games=DEMO_BENCHMARK["games"], seed=DEMO_BENCHMARK["seed"],
-                    half_minutes=DEMO_BENCHMARK["half_minutes"], dim=DEMO_BENCHMARK["dim"], progress=progress)
+                    half_minutes=DEMO_BENCHMARK["half_minutes"], dim=DEMO_BENCHMARK["dim"], progress=progress,
+                    only=only)
+
+
+def demo_game_index() -> int:
+    """The demo match: the benchmark's first test game (after its train and valid games)."""
+    from spotting_core.synth.benchmark import split_sizes
+
+    n_train, n_valid, _ = split_sizes(DEMO_BENCHMARK["games"])
+    return n_train + n_valid
 
 
 def generator_fingerprint() -> str:
@@ -115,15 +126,22 @@ def label_checkpoint(path: Path, *, result: dict | None = None) -> Path:
     return path
 
 
-def demo_checkpoint(recipe: dict, bench: Path, progress: Progress | None = None) -> Path:
-    """The shipped checkpoint when it was trained on this recipe, else one trained here (cached per recipe)."""
+def demo_checkpoint(recipe: dict, progress: Progress | None = None) -> Path:
+    """The shipped checkpoint when it was trained on this recipe, else one trained here (cached per
+    recipe) on the whole benchmark, generated for it in a temporary folder."""
     if DEMO_CHECKPOINT.is_file() and checkpoint_recipe(DEMO_CHECKPOINT) == recipe:
         return DEMO_CHECKPOINT
     cached = cache_path("checkpoints") / f"demo_saliency-{recipe['generator'][:12]}.pt"
     if not (cached.is_file() and checkpoint_recipe(cached) == recipe):
         cached.parent.mkdir(parents=True, exist_ok=True)
-        train_demo_checkpoint(bench, cached, progress=progress)
+        with tempfile.TemporaryDirectory(prefix="spotting-demo-bench-", dir=cached.parent) as tmp:
+            bench = generate_benchmark(Path(tmp) / "bench", progress=_part(progress, 0.0, 0.1))
+            train_demo_checkpoint(bench, cached, progress=_part(progress, 0.1, 1.0))
     return cached
+
+
+def _part(progress: Progress | None, lo: float, hi: float) -> Progress | None:
+    return None if progress is None else (lambda f, text: progress(lo + (hi - lo) * float(f), text))
 
 
 def calibrate_checkpoint(path: Path, bench: Path, *, progress: Progress | None = None) -> dict:
