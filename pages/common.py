@@ -140,8 +140,9 @@ def likely_switch(container, events: pd.DataFrame, match: Match, *, key: str) ->
                           "(`spotting calibrate ... --into CHECKPOINT` adds them).")
         return pd.Series(True, index=events.index), True
     every = container.toggle("Every candidate", value=False, key=key,
-                             help=f"Off: the likely events, above each class's operating point for editors (F2 at "
-                                  f"{thresholds.get('tolerance_s', 5):g} s on validation data). On: every "
+                             help=f"Off: the likely events, above each class's operating point for editors (the most "
+                                  f"true events within {thresholds.get('tolerance_s', 5):g} s in a list of about "
+                                  "1.3 rows per event, on validation data). On: every "
                                   "candidate the model wrote, as Average-mAP needs them.")
     return (pd.Series(True, index=events.index) if every else likely_events(events, thresholds)), every
 

@@ -147,3 +147,21 @@ def test_evaluate_at_operating_points_on_real_predictions(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "at the operating points" in text and "+-1 s" in text and "Throw-in" in text
     assert main(["evaluate", *trees["held"], "--thresholds", str(tmp_path / "missing.json")]) == 2
+
+
+def test_editors_list_keeps_the_most_true_events_its_size_allows():
+    """The review list: the most true positives in at most ratio x labels rows (hand-made case: a
+    per-row price alone stops at 2 of 4 in 2 rows; the room left takes the next best extension)."""
+    labels = {"half": [1, 1, 1, 1], "position_ms": [10_000, 60_000, 110_000, 160_000], "class_id": [0, 0, 0, 1]}
+    preds = {"half": [1] * 6, "position_ms": [10_000, 60_000, 200_000, 110_000, 30_000, 160_000],
+             "class_id": [0, 0, 0, 0, 1, 1], "confidence": [0.9, 0.8, 0.7, 0.6, 0.95, 0.5]}
+    games = [("g", labels, preds)]
+    four = fit_thresholds(games, review_ratio=1.0)["review"]                  # 4 rows for 4 labels
+    assert four["fit_rows_per_label"] == 1.0 and four["fit_recall"] == 0.75  # 3 of 4: no 4 rows find more
+    kept = score_at(games, four)
+    assert (kept["kept"], kept["recall"]) == (4, 0.75)
+    two = fit_thresholds(games, review_ratio=0.5)["review"]                   # 2 rows: the two sure ones
+    assert two["classes"][CLASSES_V2[0]] == 0.8 and two["classes"][CLASSES_V2[1]] > 0.95
+    assert score_at(games, two)["kept"] == 2 and score_at(games, two)["recall"] == 0.5
+    every = fit_thresholds(games, review_ratio=10.0)["review"]                # room for all: up to the last hit
+    assert score_at(games, every)["recall"] == 1.0 and score_at(games, every)["kept"] == 6

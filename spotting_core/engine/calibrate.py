@@ -2,6 +2,7 @@
 
     thr = fit_thresholds(games, tolerance_s=5)       {"classes": {name: threshold}, "global": ..., ...}
     score_at(games, thr, tolerance_s=5)              precision / recall / F1, overall and per class
+    match_predictions(labels, preds) / matched_labels(labels, preds)   the matching rule, per prediction / label
     games = engine.evaluate.read_game_pairs(labels_tree, predictions_tree)   (game, labels, predictions)
 
 Average-mAP needs every candidate; an editor needs a list worth reading. Matching rule: a prediction
@@ -19,8 +20,13 @@ fitted F1, so the result is never below the global threshold's on the fitting ga
 class's own F1 instead over-fits the rare classes: on the real CALF test games it scored below one
 global threshold on held-out games.) A class with no prediction there keeps the global threshold.
 
-The same fit for F-beta with beta = 2 (recall weighted twice: rejecting a false candidate is one key
-press, a missed goal is lost) gives the editors' default review list, stored under "review".
+The editors' default review list, stored under "review", is sized rather than scored: an editor reads
+every row, and a missed goal is lost while a false candidate costs one key press. Its per-class
+thresholds keep the most true positives in a list of at most REVIEW_RATIO (1.3) rows per label of the
+fitting games: for a price lambda per row, each class takes the cut maximising its TP - lambda * kept,
+lambda is the lowest (bisection) whose list fits, and the rows that price leaves unused go, one
+extension at a time, to the class cut that gains the most true positives per row. 1.3 leaves room under an editor's "at most 1.5x
+the true events" on games the fit has not seen, whose lists vary around the fitted ratio.
 """
 
 from __future__ import annotations
@@ -41,7 +47,7 @@ from spotting_core.io.soccernet import (
 )
 
 DEFAULT_TOLERANCE_S = 5.0
-REVIEW_BETA = 2.0  # the editors' list: a missed event costs more than a false candidate to reject
+REVIEW_RATIO = 1.3  # the editors' list: at most this many rows per true event on the fitting games
 Columns = Mapping[str, Sequence]  # half, position_ms, class_id (+ confidence for predictions)
 
 
@@ -50,28 +56,44 @@ Columns = Mapping[str, Sequence]  # half, position_ms, class_id (+ confidence fo
 # ---------------------------------------------------------------------------------------------
 def match_predictions(labels: Columns, preds: Columns, *, tolerance_s: float = DEFAULT_TOLERANCE_S) -> np.ndarray:
     """(P,) bool: which predictions of one game are true positives under the matching rule above."""
+    return _match(labels, preds, tolerance_s) >= 0
+
+
+def matched_labels(labels: Columns, preds: Columns, *, tolerance_s: float = DEFAULT_TOLERANCE_S) -> np.ndarray:
+    """(L,) bool: which labels of one game a true positive matched (the same matching, seen from the labels)."""
+    found = np.zeros(len(labels["half"]), dtype=bool)
+    label_of = _match(labels, preds, tolerance_s)
+    found[label_of[label_of >= 0]] = True
+    return found
+
+
+def _match(labels: Columns, preds: Columns, tolerance_s: float) -> np.ndarray:
+    """(P,) int: the index of the label each prediction is matched to, -1 for none."""
     tol = float(tolerance_s) * 1000.0
     l_half, l_pos, l_cls = (np.asarray(labels[k], dtype=np.int64) for k in ("half", "position_ms", "class_id"))
     p_half, p_pos, p_cls = (np.asarray(preds[k], dtype=np.int64) for k in ("half", "position_ms", "class_id"))
     conf = np.asarray(preds["confidence"], dtype=np.float64)
-    hit = np.zeros(len(conf), dtype=bool)
-    free: dict[tuple[int, int], list[int]] = {}   # (half, class) -> sorted unmatched label positions
-    for h, c, p in sorted(zip(l_half.tolist(), l_cls.tolist(), l_pos.tolist())):
-        free.setdefault((h, c), []).append(p)
+    label_of = np.full(len(conf), -1, dtype=np.int64)
+    free: dict[tuple[int, int], tuple[list[int], list[int]]] = {}   # (half, class) -> unmatched (positions, indices)
+    for h, c, p, j in sorted(zip(l_half.tolist(), l_cls.tolist(), l_pos.tolist(), range(len(l_pos)))):
+        pos, idx = free.setdefault((h, c), ([], []))
+        pos.append(p)
+        idx.append(j)
     for i in np.lexsort((p_pos, -conf)):          # descending confidence, then earlier position
         pool = free.get((int(p_half[i]), int(p_cls[i])))
-        if not pool:
+        if not pool or not pool[0]:
             continue
+        pos, idx = pool
         x = int(p_pos[i])
-        j = bisect_left(pool, x)
+        j = bisect_left(pos, x)
         best = None
         for k in (j - 1, j):                      # the nearest label: just before or at/after x
-            if 0 <= k < len(pool) and abs(pool[k] - x) <= tol and (best is None or abs(pool[k] - x) < abs(pool[best] - x)):
+            if 0 <= k < len(pos) and abs(pos[k] - x) <= tol and (best is None or abs(pos[k] - x) < abs(pos[best] - x)):
                 best = k
         if best is not None:
-            hit[i] = True
-            del pool[best]
-    return hit
+            label_of[i] = idx[best]
+            del pos[best], idx[best]
+    return label_of
 
 
 def _flat(games, tolerance_s: float, num_classes: int):
@@ -117,9 +139,9 @@ def _best_cut(conf: np.ndarray, hit: np.ndarray, n_gt: int, beta: float = 1.0) -
 # Fitting and scoring
 # ---------------------------------------------------------------------------------------------
 def fit_thresholds(games: Sequence, *, tolerance_s: float = DEFAULT_TOLERANCE_S,
-                   classes: Sequence[str] = CLASSES_V2, sweeps: int = 5, review_beta: float | None = REVIEW_BETA) -> dict:
+                   classes: Sequence[str] = CLASSES_V2, sweeps: int = 5, review_ratio: float | None = REVIEW_RATIO) -> dict:
     """Per-class thresholds maximising the overall F1 at `tolerance_s` (module docstring), and under
-    "review" the editors' list: the same fit for F-beta (`review_beta`, recall weighted higher).
+    "review" the editors' list: the most true positives in at most `review_ratio` rows per label.
 
     games: (..., label columns, prediction columns) per game, as `engine.evaluate.read_game_pairs` returns them.
     """
@@ -128,26 +150,76 @@ def fit_thresholds(games: Sequence, *, tolerance_s: float = DEFAULT_TOLERANCE_S,
     if len(flat[1]) == 0:
         raise SpottingError("no predictions to calibrate on")
     out = {"tolerance_s": float(tolerance_s), **_fit(flat, classes, beta=1.0, sweeps=sweeps), "games": len(games)}
-    if review_beta is not None:
-        out["review"] = {"beta": float(review_beta), **_fit(flat, classes, beta=review_beta, sweeps=sweeps)}
+    if review_ratio is not None:
+        out["review"] = _fit_list(flat, classes, ratio=review_ratio, fallback=out["global"])
     return out
 
 
-def _fit(flat, classes: Sequence[str], *, beta: float, sweeps: int) -> dict:
-    """Coordinate ascent on the overall F-beta from the best single threshold (module docstring)."""
-    cls, conf, hit, n_labels = flat
-    C, L = len(classes), float(n_labels.sum())
-    global_thr, global_f = _best_cut(conf, hit, int(L), beta)
-    # per class: candidate thresholds (its distinct confidences, descending, then "none kept") and the
-    # (tp, kept) counts at each
-    cands = []
+def _cut_curves(cls, conf, hit, C: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Per class: its candidate thresholds (inf = none kept, then its distinct confidences, descending)
+    and the (tp, kept) counts at each."""
+    out = []
     for c in range(C):
         sel = cls == c
         order = np.argsort(-conf[sel], kind="stable")
         cc, tp = conf[sel][order], np.cumsum(hit[sel][order])
         last = np.r_[cc[1:] != cc[:-1], True] if len(cc) else np.zeros(0, bool)
-        thr = np.r_[np.inf, cc[last]]
-        cands.append((thr, np.r_[0, tp[last]].astype(float), np.r_[0, np.flatnonzero(last) + 1].astype(float)))
+        out.append((np.r_[np.inf, cc[last]], np.r_[0, tp[last]].astype(float),
+                    np.r_[0, np.flatnonzero(last) + 1].astype(float)))
+    return out
+
+
+def _threshold_of(thr: np.ndarray, k: int, fallback: float) -> float:
+    """The threshold of cut k (a class with no candidate keeps `fallback`; "none kept" is just above its top)."""
+    if len(thr) == 1:
+        return float(fallback)
+    return float(thr[k]) if np.isfinite(thr[k]) else float(np.nextafter(thr[1], np.inf))
+
+
+def _fit_list(flat, classes: Sequence[str], *, ratio: float, fallback: float) -> dict:
+    """The editors' list (module docstring): most TP within `ratio` x labels kept, per-class cuts by a row price."""
+    cls, conf, hit, n_labels = flat
+    curves = _cut_curves(cls, conf, hit, len(classes))
+    budget = float(ratio) * float(n_labels.sum())
+
+    def cuts(price: float) -> list[int]:
+        return [int(np.argmax(tp - price * n)) for _, tp, n in curves]   # ties: the shorter cut
+
+    def kept(ks: list[int]) -> float:
+        return sum(n[k] for (_, _, n), k in zip(curves, ks))
+
+    lo, hi = 0.0, 1.0            # a price of 1 per row keeps nothing that is not all true positives
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (lo, mid) if kept(cuts(mid)) <= budget else (mid, hi)
+    ks = cuts(hi)
+    while True:   # the room the price leaves (its cuts lie on each curve's hull): the best extension that fits
+        room, best = budget - kept(ks), None
+        for c, (_, tp, n) in enumerate(curves):
+            more = np.flatnonzero((n > n[ks[c]]) & (n - n[ks[c]] <= room) & (tp > tp[ks[c]]))
+            if len(more):
+                rate = (tp[more] - tp[ks[c]]) / (n[more] - n[ks[c]])
+                j = int(more[np.argmax(rate)])
+                if best is None or rate.max() > best[0]:
+                    best = (rate.max(), c, j)
+        if best is None:
+            break
+        ks[best[1]] = best[2]
+    tp = sum(t[k] for (_, t, _), k in zip(curves, ks))
+    return {"ratio": float(ratio), "global": float(fallback),
+            "classes": {name: _threshold_of(curves[c][0], ks[c], fallback) for c, name in enumerate(classes)},
+            "fitted_classes": [name for c, name in enumerate(classes) if len(curves[c][0]) > 1],
+            "fit_recall": float(tp / max(n_labels.sum(), 1)), "fit_rows_per_label": float(kept(ks) / max(n_labels.sum(), 1))}
+
+
+def _fit(flat, classes: Sequence[str], *, beta: float, sweeps: int) -> dict:
+    """Coordinate ascent on the overall F-beta (F1 at beta 1) from the best single threshold (module docstring)."""
+    cls, conf, hit, n_labels = flat
+    C, L = len(classes), float(n_labels.sum())
+    global_thr, global_f = _best_cut(conf, hit, int(L), beta)
+    # per class: candidate thresholds (its distinct confidences, descending, then "none kept") and the
+    # (tp, kept) counts at each
+    cands = _cut_curves(cls, conf, hit, C)
     pick = [int(np.searchsorted(-t, -global_thr, side="right") - 1) for t, _, _ in cands]  # >= global kept
     tp_c = np.array([cands[c][1][pick[c]] for c in range(C)])
     n_c = np.array([cands[c][2][pick[c]] for c in range(C)])
@@ -164,11 +236,7 @@ def _fit(flat, classes: Sequence[str], *, beta: float, sweeps: int) -> dict:
                 pick[c], tp_c[c], n_c[c], moved = k, tp[k], n[k], True
         if not moved:
             break
-    per_class = {}
-    for c, name in enumerate(classes):
-        thr = cands[c][0][pick[c]]
-        per_class[name] = global_thr if len(cands[c][0]) == 1 else (float(thr) if np.isfinite(thr) else
-                                                                      float(np.nextafter(cands[c][0][1], np.inf)))
+    per_class = {name: _threshold_of(cands[c][0], pick[c], global_thr) for c, name in enumerate(classes)}
     return {"classes": per_class, "global": global_thr,
             "fitted_classes": [name for c, name in enumerate(classes) if len(cands[c][0]) > 1],
             "fit_f_global": global_f, "fit_f": float(_fbeta(tp_c.sum(), n_c.sum(), L, beta))}

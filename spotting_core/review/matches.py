@@ -228,7 +228,7 @@ def match_thresholds(match: Match) -> dict | None:
 
 
 def review_thresholds(thresholds: dict, classes=CLASSES_V2) -> dict[str, float]:
-    """Each class's threshold of the editors' list (F2 on validation data, `engine/calibrate.py`)."""
+    """Each class's threshold of the editors' list (fitted on validation data, `engine/calibrate.py`)."""
     from spotting_core.engine.calibrate import threshold_vector
 
     return dict(zip(classes, map(float, threshold_vector(thresholds, classes, review=True))))
