@@ -26,12 +26,16 @@ from spotting_core.runtime import ASSETS, cache_path
 Progress = Callable[[float, str], None]
 
 
-# The synthetic benchmark behind the demo: `spotting synth <dir> --games 60 --seed 7 --half-minutes 5`.
-DEMO_BENCHMARK = {"games": 60, "seed": 7, "half_minutes": 5.0, "dim": 512}
+# The synthetic benchmark behind the demo: `spotting synth <dir> --games 500 --seed 7 --half-minutes 5`
+# (300 train / 100 valid / 100 test games; the demo match is the first test game, game 400: `demo_game_index()`).
+DEMO_BENCHMARK = {"games": 500, "seed": 7, "half_minutes": 5.0, "dim": 512}
 DEMO_CHECKPOINT = ASSETS / "demo_saliency.pt"
 # How the shipped checkpoint was trained: `python -m spotting_core.synth.demo --train assets/demo_saliency.pt`.
-DEMO_TRAIN = {"model": "saliency", "epochs": 60, "eval_every": 5, "patience": 4, "seed": 0,
-              "max_train_s": 240.0, "model_options": {"embed_dim": "128"}}
+# An 8 s clip (the paper's 15 s blurs where an event is: a clip is positive wherever the event falls in
+# it), a 10 s NMS, and the best epoch chosen on the tight (1-5 s) Average-mAP: editors want seconds.
+DEMO_TRAIN = {"model": "saliency", "epochs": 40, "eval_every": 1, "patience": 8, "seed": 0,
+              "max_train_s": 600.0, "valid_metric": "tight",
+              "model_options": {"embed_dim": "128", "window_s": "8", "nms_window_s": "10"}}
 
 
 def generate_benchmark(out: Path, *, progress: Progress | None = None, only: list[int] | None = None) -> Path:
@@ -100,7 +104,8 @@ def train_demo_checkpoint(bench: Path, out: Path, *, progress: Progress | None =
     cfg = TrainConfig(model=DEMO_TRAIN["model"], data=str(bench), features=feature_name(DEMO_BENCHMARK["dim"]),
                       out=str(out), epochs=DEMO_TRAIN["epochs"], seed=DEMO_TRAIN["seed"],
                       eval_every=DEMO_TRAIN["eval_every"], patience=DEMO_TRAIN["patience"],
-                      max_train_s=DEMO_TRAIN["max_train_s"], model_options=dict(DEMO_TRAIN["model_options"]))
+                      max_train_s=DEMO_TRAIN["max_train_s"], valid_metric=DEMO_TRAIN["valid_metric"],
+                      model_options=dict(DEMO_TRAIN["model_options"]))
     result = fit(cfg, progress=progress)
     label_checkpoint(out, result=result)
     return result
@@ -120,7 +125,8 @@ def label_checkpoint(path: Path, *, result: dict | None = None) -> Path:
     if result is not None:
         ckpt["extra"]["fit"] = {"best_epoch": result["best_epoch"], "epochs": result["epochs"],
                                 "train_s": round(float(result["train_s"]), 1),
-                                "valid_a_mAP_loose": float(result["best_valid_a_mAP_loose"]),
+                                f"valid_a_mAP_{DEMO_TRAIN['valid_metric']}":
+                                    float(result[f"best_valid_a_mAP_{DEMO_TRAIN['valid_metric']}"]),
                                 **{f"test_a_mAP_{k}": float(v) for k, v in result.get("test", {}).items()}}
     torch.save(ckpt, path)
     return path
