@@ -17,7 +17,7 @@ from pages.common import (
     seek_to,
     thresholds_of,
 )
-from pages.support.charts import grab_frames, salient_frames, shot_ticks, timeline_figure
+from pages.support.charts import event_at, grab_frames, salient_frames, shot_ticks, timeline_figure
 from spotting_core.errors import SpottingError
 from spotting_core.io.soccernet import CLASSES_V2, FPS
 from spotting_core.review.matches import Match, load_arrays, review_thresholds
@@ -110,8 +110,10 @@ if points:
         custom = p.get("customdata")
         try:  # an event marker carries [event_id, position_ms]
             seek_to(half, float(custom[1]) / 1000.0, event_id=int(custom[0]))
-        except (TypeError, KeyError, IndexError, ValueError):  # a curve point: its time
-            seek_to(half, float(p["x"]) * 60.0)
+        except (TypeError, KeyError, IndexError, ValueError):  # a curve point: its time (its event, at a peak)
+            name = p.get("legendgroup")                 # a class curve's group is its class name
+            t = float(p["x"]) * 60.0
+            seek_to(half, t, event_id=event_at(half_events, t, label=name if name in CLASSES_V2 else None))
 
 
 def _step(delta: int) -> None:

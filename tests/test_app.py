@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from pages.support.charts import downsample_max, salient_frames, timeline_figure
+from pages.support.charts import downsample_max, event_at, salient_frames, timeline_figure
 from pages.support.server import confine, media_url
 from spotting_core.errors import SpottingError
 from spotting_core.review.matches import Match
@@ -117,6 +117,15 @@ def test_timeline_figure_is_webgl_and_bounded_for_a_90_minute_half():
     assert sum(len(t.x) for t in fig.data) <= 18 * 1200 + 2
     marker = next(t for t in fig.data if t.name == "detected events")
     assert [list(c) for c in marker.customdata] == [[0, 60_000], [1, 2_700_000]]
+
+
+def test_a_click_on_a_curve_peak_selects_the_event_drawn_there():
+    events = pd.DataFrame({"event_id": [7, 8, 9], "label": ["Foul", "Goal", "Foul"],
+                           "position_ms": [215_000, 215_400, 240_000]})
+    assert event_at(events, 214.5, label="Foul") == 7              # the peak's point, half a second off
+    assert event_at(events, 215.3) == 8                            # any class: the nearest
+    assert event_at(events, 230.0, label="Foul") is None           # between peaks: only a seek
+    assert event_at(events, 215.0, label="Corner") is None and event_at(events.iloc[0:0], 1.0) is None
 
 
 def test_salient_frames_from_window_weights():
@@ -267,9 +276,9 @@ def test_highlights_cut_a_fast_reel(env):
 
 def test_highlights_snaps_to_shots_and_previews_each_segment(env):
     at = _app("pages/highlights.py")
-    at.radio(key="hl_which").set_value("Not rejected, above a confidence").run()
-    at.slider(key="hl_min_conf").set_value(0.0).run()
-    at.multiselect(key="hl_classes").set_value(["Shots on target", "Corner", "Throw-in"]).run()
+    at.radio(key="hl_which").set_value("Likely events").run()
+    # the demo's half 1: a Ball out of play ends mid-shot 1.6 s before a cut, a Foul 2.5 s before one (README)
+    at.multiselect(key="hl_classes").set_value(["Ball out of play", "Foul"]).run()
     assert not at.exception and at.toggle(key="hl_snap").value is True      # snapping is on by default
     assert "Snapped to" in _texts(at, "caption")
     rows = at.dataframe[0].value

@@ -126,6 +126,19 @@ def timeline_figure(*, arrays: dict[str, np.ndarray] | None, events: pd.DataFram
     return fig
 
 
+def event_at(events: pd.DataFrame, t_s: float, *, label: str | None = None, within_s: float = 1.0) -> int | None:
+    """The event_id of the detected event nearest `t_s` (seconds into the half) within `within_s`, of
+    `label` when given: a click on a curve's peak selects the event drawn there."""
+    if events.empty:
+        return None
+    cand = events if label is None else events[events["label"] == label]
+    if cand.empty:
+        return None
+    gap = (cand["position_ms"].to_numpy() / 1000.0 - float(t_s))
+    i = int(np.argmin(np.abs(gap)))
+    return int(cand["event_id"].iloc[i]) if abs(gap[i]) <= within_s else None
+
+
 def salient_frames(arrays: dict[str, np.ndarray], frame: int, *, k: int = 6, radius_s: float = 15.0,
                    fps: float = FPS) -> list[tuple[int, float]]:
     """The k most salient frames around `frame`: (frame, weight), in time order.
