@@ -263,16 +263,21 @@ def decode_array(path: str | os.PathLike, **kwargs) -> np.ndarray:
 _END = object()
 
 
+def _put(q: queue.Queue, item, stop: threading.Event) -> bool:
+    """Put `item`, waiting while the queue is full; False once the consumer has stopped."""
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
 def _producer(batches: Iterator[np.ndarray], q: queue.Queue, stop: threading.Event) -> None:
     try:
         for b in batches:
-            while not stop.is_set():
-                try:
-                    q.put(b, timeout=0.1)
-                    break
-                except queue.Full:
-                    continue
-            if stop.is_set():
+            if not _put(q, b, stop):
                 break
         item = _END
     except BaseException as e:  # forwarded to the consumer, re-raised there
@@ -281,12 +286,7 @@ def _producer(batches: Iterator[np.ndarray], q: queue.Queue, stop: threading.Eve
         close = getattr(batches, "close", None)
         if close:
             close()
-    while not stop.is_set():
-        try:
-            q.put(item, timeout=0.1)
-            return
-        except queue.Full:
-            continue
+    _put(q, item, stop)
 
 
 def prefetch(batches: Iterator[np.ndarray], *, depth: int = 3) -> Iterator[np.ndarray]:
