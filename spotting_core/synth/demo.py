@@ -45,6 +45,7 @@ from spotting_core.synth.demo_model import (
     demo_game_index,
     demo_recipe,
     generate_benchmark,
+    progress_part,
     train_demo_checkpoint,
 )
 
@@ -55,18 +56,6 @@ Progress = Callable[[float, str], None]
 
 def demo_dir() -> Path:
     return cache_root() / "demo"
-
-
-def _step(progress: Progress | None, lo: float, hi: float) -> Progress | None:
-    """A progress callback for the sub-range [lo, hi] of the whole build."""
-    if progress is None:
-        return None
-    return lambda f, text: progress(lo + (hi - lo) * float(f), text)
-
-
-# ---------------------------------------------------------------------------------------------
-# The checkpoint
-# ---------------------------------------------------------------------------------------------
 
 
 # ---------------------------------------------------------------------------------------------
@@ -169,7 +158,7 @@ def _build(folder: Path, work: Path, progress: Progress | None) -> None:
         for half in HALVES:
             shutil.copy2(feature_path(game_dir, half, name), feature_path(work, half, name))
         shutil.copy2(game_dir / LABELS_FILE, work / LABELS_FILE)
-    checkpoint = demo_checkpoint(recipe, progress=_step(progress, 0.0, 0.6))
+    checkpoint = demo_checkpoint(recipe, progress=progress_part(progress, 0.0, 0.6))
     labels = read_labels(work / LABELS_FILE)
     labels["game_time"] = labels["game_time"].astype(str)
     seconds = DEMO_BENCHMARK["half_minutes"] * 60.0
@@ -177,9 +166,9 @@ def _build(folder: Path, work: Path, progress: Progress | None) -> None:
     for i, half in enumerate(HALVES):
         render_half_video(
             work / f"{half}_demo.mp4", half=half, seconds=seconds, events=labels[labels["half"] == half],
-            seed=DEMO_BENCHMARK["seed"], progress=_step(progress, 0.6 + 0.15 * i, 0.75 + 0.15 * i))
+            seed=DEMO_BENCHMARK["seed"], progress=progress_part(progress, 0.6 + 0.15 * i, 0.75 + 0.15 * i))
         videos[str(half)] = str(folder / f"{half}_demo.mp4")
-    spot_path(work, checkpoint=checkpoint, out_dir=work, progress=_step(progress, 0.9, 1.0))
+    spot_path(work, checkpoint=checkpoint, out_dir=work, progress=progress_part(progress, 0.9, 1.0))
     match = Match(folder=str(folder), name="Demo match (synthetic)", kind="demo", videos=videos,
                   video_offsets={"1": 0.0, "2": 0.0}, labels=str(folder / LABELS_FILE), checkpoint=str(checkpoint),
                   synthetic=True, source=f"synthetic benchmark {DEMO_BENCHMARK}, test game {game}")

@@ -141,12 +141,13 @@ def demo_checkpoint(recipe: dict, progress: Progress | None = None) -> Path:
     if not (cached.is_file() and checkpoint_recipe(cached) == recipe):
         cached.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix="spotting-demo-bench-", dir=cached.parent) as tmp:
-            bench = generate_benchmark(Path(tmp) / "bench", progress=_part(progress, 0.0, 0.1))
-            train_demo_checkpoint(bench, cached, progress=_part(progress, 0.1, 1.0))
+            bench = generate_benchmark(Path(tmp) / "bench", progress=progress_part(progress, 0.0, 0.1))
+            train_demo_checkpoint(bench, cached, progress=progress_part(progress, 0.1, 1.0))
     return cached
 
 
-def _part(progress: Progress | None, lo: float, hi: float) -> Progress | None:
+def progress_part(progress: Progress | None, lo: float, hi: float) -> Progress | None:
+    """A progress callback for the sub-range [lo, hi] of a whole build (None stays None)."""
     return None if progress is None else (lambda f, text: progress(lo + (hi - lo) * float(f), text))
 
 
