@@ -118,19 +118,18 @@ def _f1(tp, n_pred, n_gt):
     return p, r, f
 
 
-def _fbeta(tp, n_pred, n_gt, beta: float):
-    """F-beta from counts: (1 + b^2) TP / (kept + b^2 labels); beta 1 is F1, beta 2 weighs recall 2x."""
-    b2 = float(beta) ** 2
-    return (1 + b2) * tp / np.maximum(n_pred + b2 * n_gt, 1e-300)
+def _f1_of(tp, n_pred, n_gt):
+    """F1 from counts: 2 TP / (kept + labels)."""
+    return 2 * tp / np.maximum(n_pred + n_gt, 1e-300)
 
 
-def _best_cut(conf: np.ndarray, hit: np.ndarray, n_gt: int, beta: float = 1.0) -> tuple[float, float]:
-    """(threshold, F-beta) maximising F-beta when keeping predictions with confidence >= threshold."""
+def _best_cut(conf: np.ndarray, hit: np.ndarray, n_gt: int) -> tuple[float, float]:
+    """(threshold, F1) maximising F1 when keeping predictions with confidence >= threshold."""
     order = np.argsort(-conf, kind="stable")
     c, tp = conf[order], np.cumsum(hit[order])
     last = np.r_[c[1:] != c[:-1], True]           # cut only after the last of equal confidences
     n = np.arange(1, len(c) + 1)[last]
-    f = _fbeta(tp[last].astype(float), n.astype(float), float(n_gt), beta)
+    f = _f1_of(tp[last].astype(float), n.astype(float), float(n_gt))
     k = int(np.argmax(f))
     return float(c[last][k]), float(f[k])
 
@@ -149,7 +148,7 @@ def fit_thresholds(games: Sequence, *, tolerance_s: float = DEFAULT_TOLERANCE_S,
     flat = _flat(games, tolerance_s, C)
     if len(flat[1]) == 0:
         raise SpottingError("no predictions to calibrate on")
-    out = {"tolerance_s": float(tolerance_s), **_fit(flat, classes, beta=1.0, sweeps=sweeps), "games": len(games)}
+    out = {"tolerance_s": float(tolerance_s), **_fit(flat, classes, sweeps=sweeps), "games": len(games)}
     if review_ratio is not None:
         out["review"] = _fit_list(flat, classes, ratio=review_ratio, fallback=out["global"])
     return out
@@ -212,11 +211,11 @@ def _fit_list(flat, classes: Sequence[str], *, ratio: float, fallback: float) ->
             "fit_recall": float(tp / max(n_labels.sum(), 1)), "fit_rows_per_label": float(kept(ks) / max(n_labels.sum(), 1))}
 
 
-def _fit(flat, classes: Sequence[str], *, beta: float, sweeps: int) -> dict:
-    """Coordinate ascent on the overall F-beta (F1 at beta 1) from the best single threshold (module docstring)."""
+def _fit(flat, classes: Sequence[str], *, sweeps: int) -> dict:
+    """Coordinate ascent on the overall F1 from the best single threshold (module docstring)."""
     cls, conf, hit, n_labels = flat
     C, L = len(classes), float(n_labels.sum())
-    global_thr, global_f = _best_cut(conf, hit, int(L), beta)
+    global_thr, global_f = _best_cut(conf, hit, int(L))
     # per class: candidate thresholds (its distinct confidences, descending, then "none kept") and the
     # (tp, kept) counts at each
     cands = _cut_curves(cls, conf, hit, C)
@@ -230,16 +229,16 @@ def _fit(flat, classes: Sequence[str], *, beta: float, sweeps: int) -> dict:
             if len(thr) == 1:
                 continue
             tp_o, n_o = tp_c.sum() - tp_c[c], n_c.sum() - n_c[c]
-            f = _fbeta(tp_o + tp, n_o + n, L, beta)
+            f = _f1_of(tp_o + tp, n_o + n, L)
             k = int(np.argmax(f))
-            if f[k] > _fbeta(tp_o + tp_c[c], n_o + n_c[c], L, beta) + 1e-12:
+            if f[k] > _f1_of(tp_o + tp_c[c], n_o + n_c[c], L) + 1e-12:
                 pick[c], tp_c[c], n_c[c], moved = k, tp[k], n[k], True
         if not moved:
             break
     per_class = {name: _threshold_of(cands[c][0], pick[c], global_thr) for c, name in enumerate(classes)}
     return {"classes": per_class, "global": global_thr,
             "fitted_classes": [name for c, name in enumerate(classes) if len(cands[c][0]) > 1],
-            "fit_f_global": global_f, "fit_f": float(_fbeta(tp_c.sum(), n_c.sum(), L, beta))}
+            "fit_f_global": global_f, "fit_f": float(_f1_of(tp_c.sum(), n_c.sum(), L))}
 
 
 def threshold_vector(thresholds: dict | float | None, classes: Sequence[str] = CLASSES_V2, *,
