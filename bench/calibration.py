@@ -49,21 +49,16 @@ def real_data(tolerance: float) -> dict | None:
 
 
 def demo(tolerance: float) -> dict:
-    from spotting_core.engine.calibrate import matched_labels
-    from spotting_core.io.soccernet import LABELS_FILE, RESULTS_FILE, label_arrays, read_json, result_arrays
-    from spotting_core.io.tables import read_labels
+    from spotting_core.io.soccernet import RESULTS_FILE, read_json, result_arrays
     from spotting_core.models import read_checkpoint
     from spotting_core.synth.demo import ensure_demo
 
     folder = ensure_demo()
     info = json.loads((folder / "demo.json").read_text())
     thresholds = read_checkpoint(info["checkpoint"]).get("extra", {}).get("thresholds")
-    labels = label_arrays(read_json(folder / LABELS_FILE))
     preds = result_arrays(read_json(folder / RESULTS_FILE))
-    kept = _kept(preds, thresholds)
-    found = matched_labels(labels, kept, tolerance_s=tolerance)
-    shown = (read_labels(folder / LABELS_FILE)["visibility"] != "not shown").to_numpy()
-    n_true, n_kept = len(labels["half"]), len(kept["half"])
+    n_kept, found, shown = _default_list(folder, preds, thresholds, tolerance)
+    n_true = len(found)
     return {"true_events": n_true, "candidates": int(len(preds["half"])), "default_list": n_kept,
             "found": int(found.sum()), "recall": float(found.sum() / max(n_true, 1)),
             "shown": int(shown.sum()), "found_shown": int((found & shown).sum()),
@@ -71,12 +66,17 @@ def demo(tolerance: float) -> dict:
             "list_over_true": float(n_kept / max(n_true, 1)), "thresholds_in_checkpoint": thresholds is not None}
 
 
-def _kept(preds: dict, thresholds: dict | None) -> dict:
-    from spotting_core.engine.calibrate import threshold_vector
-    from spotting_core.io.soccernet import CLASSES_V2
+def _default_list(folder: Path, preds: dict, thresholds: dict | None, tolerance: float):
+    """(rows of the default list, (L,) labels it finds, (L,) labels shown) of one game folder's labels."""
+    from spotting_core.engine.calibrate import matched_labels, threshold_vector
+    from spotting_core.io.soccernet import CLASSES_V2, LABELS_FILE, label_arrays, read_json
+    from spotting_core.io.tables import read_labels
 
     keep = preds["confidence"] >= threshold_vector(thresholds, CLASSES_V2, review=True)[preds["class_id"]]
-    return {k: ([v[i] for i in range(len(keep)) if keep[i]] if isinstance(v, list) else v[keep]) for k, v in preds.items()}
+    kept = {k: ([v[i] for i in range(len(keep)) if keep[i]] if isinstance(v, list) else v[keep]) for k, v in preds.items()}
+    found = matched_labels(label_arrays(read_json(folder / LABELS_FILE)), kept, tolerance_s=tolerance)
+    shown = (read_labels(folder / LABELS_FILE)["visibility"] != "not shown").to_numpy()
+    return int(keep.sum()), found, shown
 
 
 def demo_test_split(tolerance: float) -> dict:
@@ -85,10 +85,7 @@ def demo_test_split(tolerance: float) -> dict:
 
     import numpy as np
 
-    from spotting_core.engine.calibrate import matched_labels
     from spotting_core.engine.spot import load_spotter, spot_input
-    from spotting_core.io.soccernet import LABELS_FILE, label_arrays, read_json
-    from spotting_core.io.tables import read_labels
     from spotting_core.models import read_checkpoint
     from spotting_core.synth.benchmark import split_sizes
     from spotting_core.synth.demo_model import (
@@ -110,11 +107,8 @@ def demo_test_split(tolerance: float) -> dict:
             events, _, _ = spot_input(spotter, folder)
             preds = {"half": events["half"].to_numpy(), "position_ms": events["position_ms"].to_numpy(),
                      "class_id": events["class_id"].to_numpy(), "confidence": events["confidence"].to_numpy()}
-            labels = label_arrays(read_json(folder / LABELS_FILE))
-            shown = (read_labels(folder / LABELS_FILE)["visibility"] != "not shown").to_numpy()
-            kept = _kept(preds, thresholds)
-            found = matched_labels(labels, kept, tolerance_s=tolerance)
-            rows.append((len(kept["half"]), found.sum(), len(found), shown.sum(), (found & shown).sum()))
+            n_kept, found, shown = _default_list(folder, preds, thresholds, tolerance)
+            rows.append((n_kept, found.sum(), len(found), shown.sum(), (found & shown).sum()))
     r = np.array(rows, dtype=float)
     ok = (r[:, 1] >= 0.85 * r[:, 2]) & (r[:, 0] <= 1.5 * r[:, 2])
     return {"games": len(r), "rows_per_true_event": float(r[:, 0].sum() / r[:, 2].sum()),
