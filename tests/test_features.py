@@ -161,6 +161,30 @@ def test_cache_second_run_is_instant_and_changed_file_reextracts(clip, tmp_path,
     assert len(counted) == 4 and changed.shape == (4, 8)
 
 
+def test_file_identity_reads_a_file_once_until_it_is_written(tmp_path, monkeypatch):
+    from spotting_core.features import cache
+
+    f = tmp_path / "a.bin"
+    f.write_bytes(b"x" * 3_000_000)
+    first = cache.file_identity(f)
+
+    def no_open(*a, **k):
+        raise AssertionError("read again")
+
+    monkeypatch.setattr(cache, "open", no_open, raising=False)
+    assert cache.file_identity(f) == first                      # remembered: not read again
+    monkeypatch.undo()
+
+    st = f.stat()
+    with open(f, "r+b") as h:                                   # same size, mtime put back: ctime moves
+        h.seek(2_500_000)
+        h.write(b"y")
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
+    again = cache.file_identity(f)
+    assert again["size"] == first["size"] and again["mtime_ns"] == first["mtime_ns"]
+    assert again["head_tail_sha1"] != first["head_tail_sha1"]
+
+
 def test_halves_by_offset_and_by_pair(clip, tmp_path, counted):
     video = tmp_path / "game.mp4"
     shutil.copy(clip, video)

@@ -63,17 +63,31 @@ def cache_folder(video: str | os.PathLike) -> Path:
     return folder
 
 
+_IDENTITIES: dict[tuple, str] = {}   # (path, device, inode, size, mtime, ctime, chunk) -> hash, this process
+
+
 def file_identity(path: str | os.PathLike, *, chunk: int = 1 << 20) -> dict:
-    """Size, mtime and a SHA-1 of the first and last MiB: cheap and enough to notice a changed file."""
+    """Size, mtime and a SHA-1 of the first and last MiB: cheap and enough to notice a changed file.
+
+    The hash is remembered per (path, inode, size, mtime, ctime), so the several readers of one input
+    in a run (the feature cache, a batch manifest) read its head and tail once; any write changes ctime.
+    """
     path = Path(path)
     st = path.stat()
-    h = hashlib.sha1()
-    with open(path, "rb") as f:
-        h.update(f.read(chunk))
-        if st.st_size > chunk:
-            f.seek(max(chunk, st.st_size - chunk))
+    seen = (str(path.resolve()), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, chunk)
+    digest = _IDENTITIES.get(seen)
+    if digest is None:
+        h = hashlib.sha1()
+        with open(path, "rb") as f:
             h.update(f.read(chunk))
-    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "head_tail_sha1": h.hexdigest()}
+            if st.st_size > chunk:
+                f.seek(max(chunk, st.st_size - chunk))
+                h.update(f.read(chunk))
+        digest = h.hexdigest()
+        if len(_IDENTITIES) >= 4096:
+            _IDENTITIES.clear()
+        _IDENTITIES[seen] = digest
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "head_tail_sha1": digest}
 
 
 def array_file_name(half: int, name: str, fps: float) -> str:
