@@ -135,8 +135,12 @@ def test_evaluate_at_operating_points_on_real_predictions(tmp_path, capsys):
                 shutil.copy(root / g / name, tmp_path / part / kind / g / name)
         trees[part] = (str(tmp_path / part / "labels"), str(tmp_path / part / "preds"))
     thr = tmp_path / "thr.json"
-    assert main(["calibrate", *trees["fit"], "--out", str(thr)]) == 0
-    capsys.readouterr()
+    assert main(["calibrate", *trees["fit"], "--out", str(thr), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)        # the fit's own counts, as scoring counts them
+    on_fit = score_at(read_game_pairs(*trees["fit"]), read_thresholds(thr), tolerance_s=5.0)
+    assert {k: summary[k] for k in ("precision", "recall", "kept", "candidates")} == \
+        {k: on_fit[k] for k in ("precision", "recall", "kept", "candidates")}
+    assert summary["f1"] == pytest.approx(on_fit["f1"], abs=1e-12) and summary["games"] == 4
     assert main(["evaluate", *trees["held"], "--metric", "all", "--thresholds", str(thr), "--json"]) == 0
     got = json.loads(capsys.readouterr().out)
     want = score_at(read_game_pairs(*trees["held"]), read_thresholds(thr), tolerance_s=5.0)

@@ -9,7 +9,7 @@ import json
 
 
 def cmd_calibrate(args) -> int:
-    from spotting_core.engine.calibrate import fit_thresholds, score_at, write_thresholds
+    from spotting_core.engine.calibrate import fit_thresholds, write_thresholds
     from spotting_core.engine.evaluate import read_game_pairs
 
     if not args.tolerance > 0:
@@ -24,10 +24,9 @@ def cmd_calibrate(args) -> int:
         from spotting_core.models import store_extra
 
         store_extra(args.into, thresholds=thresholds)
-    fitted = score_at(games, thresholds, tolerance_s=args.tolerance)
-    summary = {"out": str(args.out), "games": len(games), "precision": fitted["precision"],
-               "recall": fitted["recall"], "f1": fitted["f1"], "kept": fitted["kept"],
-               "candidates": fitted["candidates"]}
+    fitted = {k: thresholds[f"fit_{k}"] for k in ("precision", "recall", "kept", "candidates")}
+    fitted["f1"] = thresholds["fit_f"]   # on the fitting games, as the fit counted them (no second matching)
+    summary = {"out": str(args.out), "games": len(games), **{k: fitted[k] for k in ("precision", "recall", "f1", "kept", "candidates")}}
     if args.json:
         print(json.dumps(summary))
     else:

@@ -238,7 +238,9 @@ def _fit(flat, classes: Sequence[str], *, sweeps: int) -> dict:
     per_class = {name: _threshold_of(cands[c][0], pick[c], global_thr) for c, name in enumerate(classes)}
     return {"classes": per_class, "global": global_thr,
             "fitted_classes": [name for c, name in enumerate(classes) if len(cands[c][0]) > 1],
-            "fit_f_global": global_f, "fit_f": float(_f1_of(tp_c.sum(), n_c.sum(), L))}
+            "fit_f_global": global_f, "fit_f": float(_f1_of(tp_c.sum(), n_c.sum(), L)),
+            "fit_precision": float(tp_c.sum() / max(n_c.sum(), 1)), "fit_recall": float(tp_c.sum() / max(L, 1)),
+            "fit_kept": int(n_c.sum()), "fit_candidates": int(len(conf))}
 
 
 def threshold_vector(thresholds: dict | float | None, classes: Sequence[str] = CLASSES_V2, *,
