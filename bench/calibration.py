@@ -68,15 +68,13 @@ def demo(tolerance: float) -> dict:
 
 def _default_list(folder: Path, preds: dict, thresholds: dict | None, tolerance: float):
     """(rows of the default list, (L,) labels it finds, (L,) labels shown) of one game folder's labels."""
-    from spotting_core.engine.calibrate import matched_labels, threshold_vector
-    from spotting_core.io.soccernet import CLASSES_V2, LABELS_FILE, label_arrays, read_json
+    from spotting_core.engine.calibrate import review_list
+    from spotting_core.io.soccernet import LABELS_FILE, label_arrays, read_json
     from spotting_core.io.tables import read_labels
 
-    keep = preds["confidence"] >= threshold_vector(thresholds, CLASSES_V2, review=True)[preds["class_id"]]
-    kept = {k: ([v[i] for i in range(len(keep)) if keep[i]] if isinstance(v, list) else v[keep]) for k, v in preds.items()}
-    found = matched_labels(label_arrays(read_json(folder / LABELS_FILE)), kept, tolerance_s=tolerance)
+    n_kept, found = review_list(label_arrays(read_json(folder / LABELS_FILE)), preds, thresholds, tolerance_s=tolerance)
     shown = (read_labels(folder / LABELS_FILE)["visibility"] != "not shown").to_numpy()
-    return int(keep.sum()), found, shown
+    return n_kept, found, shown
 
 
 def demo_test_split(tolerance: float) -> dict:

@@ -13,6 +13,7 @@ from spotting_core.engine.calibrate import (
     fit_thresholds,
     match_predictions,
     read_thresholds,
+    review_list,
     score_at,
     threshold_vector,
 )
@@ -169,3 +170,18 @@ def test_editors_list_keeps_the_most_true_events_its_size_allows():
     assert score_at(games, two)["kept"] == 2 and score_at(games, two)["recall"] == 0.5
     every = fit_thresholds(games, review_ratio=10.0)["review"]                # room for all: up to the last hit
     assert score_at(games, every)["recall"] == 1.0 and score_at(games, every)["kept"] == 6
+
+
+def test_review_list_reads_the_editors_thresholds_of_one_game():
+    """A game's default list: the "review" thresholds when fitted (else the F1 ones), rows and labels found."""
+    labels = {"half": [1, 1, 2], "position_ms": [10_000, 60_000, 10_000], "class_id": [0, 1, 0]}
+    preds = {"half": [1, 1, 1, 2], "position_ms": [12_000, 61_000, 90_000, 30_000], "class_id": [0, 1, 1, 0],
+             "confidence": [0.5, 0.3, 0.9, 0.8], "label": ["Penalty", "Kick-off", "Kick-off", "Penalty"]}
+    thr = {"classes": {"Penalty": 0.9, "Kick-off": 0.9}, "global": 0.9,
+           "review": {"classes": {"Penalty": 0.4, "Kick-off": 0.25}, "global": 0.5}}
+    rows, found = review_list(labels, preds, thr)
+    assert rows == 4 and found.tolist() == [True, True, False]      # half 2's is 20 s off: not found
+    rows, found = review_list(labels, preds, {k: v for k, v in thr.items() if k != "review"})
+    assert rows == 1 and found.tolist() == [False, False, False]     # the F1 point keeps the 0.9 only
+    rows, found = review_list(labels, preds, None, tolerance_s=25)
+    assert rows == 4 and found.tolist() == [True, True, True]

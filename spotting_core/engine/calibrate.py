@@ -3,6 +3,7 @@
     thr = fit_thresholds(games, tolerance_s=5)       {"classes": {name: threshold}, "global": ..., ...}
     score_at(games, thr, tolerance_s=5)              precision / recall / F1, overall and per class
     match_predictions(labels, preds) / matched_labels(labels, preds)   the matching rule, per prediction / label
+    review_list(labels, preds, thr)                  one game's editors' list: its rows, the labels it finds
     games = engine.evaluate.read_game_pairs(labels_tree, predictions_tree)   (game, labels, predictions)
 
 Average-mAP needs every candidate; an editor needs a list worth reading. Matching rule: a prediction
@@ -273,6 +274,16 @@ def score_at(games: Sequence, thresholds: dict | float | None, *, tolerance_s: f
             "per_class": {name: {"precision": float(p[c]), "recall": float(r[c]), "f1": float(f[c]),
                                  "kept": int(n_pred[c]), "labels": int(n_labels[c])}
                           for c, name in enumerate(classes)}}
+
+
+def review_list(labels: Columns, preds: Columns, thresholds: dict | float | None, *,
+                tolerance_s: float = DEFAULT_TOLERANCE_S, classes: Sequence[str] = CLASSES_V2) -> tuple[int, np.ndarray]:
+    """One game's default review list (the editors' thresholds, else the F1 ones): (its rows, (L,) bool
+    which labels it finds under the matching rule)."""
+    conf = np.asarray(preds["confidence"], dtype=np.float64)
+    keep = conf >= threshold_vector(thresholds, classes, review=True)[np.asarray(preds["class_id"], dtype=np.int64)]
+    kept = {k: np.asarray(v)[keep] for k, v in preds.items()}
+    return int(keep.sum()), matched_labels(labels, kept, tolerance_s=tolerance_s)
 
 
 def write_thresholds(path: str | os.PathLike, thresholds: dict) -> Path:

@@ -92,21 +92,26 @@ def checkpoint_recipe(path: Path) -> dict | None:
     return read_checkpoint(path).get("extra", {}).get("demo_recipe")
 
 
+def demo_train_config(bench: Path, out: Path, *, overrides: dict | None = None):
+    """The `TrainConfig` of the demo model on the benchmark: DEMO_TRAIN, with `overrides` (TrainConfig
+    fields, and "model_options" merged into DEMO_TRAIN's) for bench/demo_recipes.py's variants."""
+    from spotting_core.engine.train import TrainConfig
+    from spotting_core.synth.benchmark import feature_name
+
+    recipe = {**DEMO_TRAIN, **(overrides or {})}
+    recipe["model_options"] = {**DEMO_TRAIN["model_options"], **(overrides or {}).get("model_options", {})}
+    return TrainConfig(data=str(bench), features=feature_name(DEMO_BENCHMARK["dim"]), out=str(out), **recipe)
+
+
 def train_demo_checkpoint(bench: Path, out: Path, *, progress: Progress | None = None) -> dict:
     """Train the demo model on the benchmark, as `spotting train` does (see assets/README.md).
 
     Returns fit's result (best valid and test Average-mAP, epochs, seconds); the checkpoint records
     them and the recipe (`demo_recipe()`) in its `extra`.
     """
-    from spotting_core.engine.train import TrainConfig, fit
-    from spotting_core.synth.benchmark import feature_name
+    from spotting_core.engine.train import fit
 
-    cfg = TrainConfig(model=DEMO_TRAIN["model"], data=str(bench), features=feature_name(DEMO_BENCHMARK["dim"]),
-                      out=str(out), epochs=DEMO_TRAIN["epochs"], seed=DEMO_TRAIN["seed"],
-                      eval_every=DEMO_TRAIN["eval_every"], patience=DEMO_TRAIN["patience"],
-                      max_train_s=DEMO_TRAIN["max_train_s"], valid_metric=DEMO_TRAIN["valid_metric"],
-                      model_options=dict(DEMO_TRAIN["model_options"]))
-    result = fit(cfg, progress=progress)
+    result = fit(demo_train_config(bench, out), progress=progress)
     label_checkpoint(out, result=result)
     return result
 
