@@ -110,6 +110,23 @@ def test_an_address_with_nothing_behind_it_is_one_line_and_exit_2(season, tmp_pa
     assert not (tmp_path / "out").exists()
 
 
+def test_auto_with_a_dead_recorded_head_is_one_line_not_a_hang(season, tmp_path):
+    """`--address auto` joins RAY_ADDRESS, else the head `ray start` recorded; a dead one used to hang."""
+    tree, ckpt = season
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "RAY_ADDRESS": f"127.0.0.1:{port}"}
+    proc = subprocess.run([sys.executable, "-m", "spotting_core", "batch", str(tree), "--checkpoint", str(ckpt),
+                           "--out", str(tmp_path / "out"), "--address", "auto"],
+                          capture_output=True, text=True, timeout=60, env=env)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]
+    assert proc.stderr.startswith("error: --address auto: the Ray head recorded on this machine")
+    assert f":{port}, does not answer" in proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
 def test_what_counts_as_done(season, tmp_path):
     """Without Ray: a killed write (no manifest), another checkpoint, a changed input: all redone."""
     tree, ckpt = season

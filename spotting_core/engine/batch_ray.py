@@ -38,8 +38,17 @@ def ray_reason(e: BaseException) -> str:
 
 
 def check_address(address: str) -> None:
-    """One line, before Ray tries for a minute, when nothing listens at HOST:PORT."""
+    """One line, before Ray tries for minutes, when nothing listens at HOST:PORT (or at the head `auto`
+    finds: RAY_ADDRESS, else the one `ray start` recorded, which a killed head leaves behind)."""
     if address == "auto":
+        recorded = _auto_address()
+        if recorded is None:
+            return
+        try:
+            check_address(recorded)
+        except SpottingError as e:
+            raise SpottingError(f"--address auto: the Ray head recorded on this machine, {recorded}, does not "
+                                "answer (a head that was killed?); start one with `ray start --head`") from e
         return
     host, _, port = address.split("://", 1)[-1].rpartition(":")
     if not host or not port.isdigit():
@@ -49,6 +58,18 @@ def check_address(address: str) -> None:
     except OSError as e:
         raise SpottingError(f"--address {address}: nothing answers at {host}:{port} ({e.strerror or e}); "
                             "start the head there with `ray start --head`") from None
+
+
+def _auto_address() -> str | None:
+    """HOST:PORT that `ray.init(address="auto")` would join; None when Ray finds none (its own error then)."""
+    try:
+        from ray._private.services import canonicalize_bootstrap_address  # Ray's own lookup, not public API
+    except ImportError:
+        return None
+    try:
+        return canonicalize_bootstrap_address("auto")
+    except Exception:  # noqa: BLE001 - no head found, or a Ray without this helper: ray.init says why
+        return None
 
 
 def start_ray(address: str | None, workers: int | None) -> bool:
@@ -65,9 +86,13 @@ def start_ray(address: str | None, workers: int | None) -> bool:
     try:
         ray.init(address=address, **quiet)
     except (ConnectionError, ValueError, RuntimeError, TimeoutError) as e:
+        reason = ray_reason(e)
+        if "Could not find any running Ray instance" in reason:  # auto, and no head on this machine
+            raise SpottingError(f"--address {address}: no Ray head runs on this machine; start one with "
+                                "`ray start --head`, or give the head's HOST:6379") from None
         hint = ("" if os.environ.get("RAY_AUTH_MODE") else "; a head of Ray 2.59 or later asks for its token: "
                 "export RAY_AUTH_MODE=token RAY_AUTH_TOKEN=<`ray get-auth-token` on the head>")
-        raise SpottingError(f"--address {address}: {ray_reason(e)}{hint}") from None
+        raise SpottingError(f"--address {address}: {reason}{hint}") from None
     return True
 
 
