@@ -14,7 +14,7 @@ same model (`saliency`) would find more of them, without looking at a test game:
    (`engine/calibrate.py`, 1.3 rows per label) is fitted on one fold and read on the other, both ways.
 Printed per variant: best valid tight Average-mAP, epochs, rows per true event, recall, recall of the
 shown and of the unshown events, and the share of valid games meeting both goals.
-About four minutes per variant on the 2-core CPU (about 28 min for the seven defaults).
+About four minutes per variant on the 2-core CPU (23 min for the seven defaults).
 """
 
 from __future__ import annotations
