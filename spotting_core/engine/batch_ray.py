@@ -61,14 +61,17 @@ def check_address(address: str) -> None:
 
 
 def _auto_address() -> str | None:
-    """HOST:PORT that `ray.init(address="auto")` would join; None when Ray finds none (its own error then)."""
+    """HOST:PORT that `ray.init(address="auto")` would join; None when this Ray cannot say (ray.init does)."""
     try:
         from ray._private.services import canonicalize_bootstrap_address  # Ray's own lookup, not public API
     except ImportError:
         return None
     try:
         return canonicalize_bootstrap_address("auto")
-    except Exception:  # noqa: BLE001 - no head found, or a Ray without this helper: ray.init says why
+    except ConnectionError:  # Ray's "Could not find any running Ray instance"
+        raise SpottingError("--address auto: no Ray head runs on this machine; start one with "
+                            "`ray start --head`, or give the head's HOST:6379") from None
+    except Exception:  # noqa: BLE001 - a lookup that changed shape: ray.init says why
         return None
 
 
@@ -86,13 +89,9 @@ def start_ray(address: str | None, workers: int | None) -> bool:
     try:
         ray.init(address=address, **quiet)
     except (ConnectionError, ValueError, RuntimeError, TimeoutError) as e:
-        reason = ray_reason(e)
-        if "Could not find any running Ray instance" in reason:  # auto, and no head on this machine
-            raise SpottingError(f"--address {address}: no Ray head runs on this machine; start one with "
-                                "`ray start --head`, or give the head's HOST:6379") from None
         hint = ("" if os.environ.get("RAY_AUTH_MODE") else "; a head of Ray 2.59 or later asks for its token: "
                 "export RAY_AUTH_MODE=token RAY_AUTH_TOKEN=<`ray get-auth-token` on the head>")
-        raise SpottingError(f"--address {address}: {reason}{hint}") from None
+        raise SpottingError(f"--address {address}: {ray_reason(e)}{hint}") from None
     return True
 
 

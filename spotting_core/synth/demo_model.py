@@ -32,7 +32,7 @@ DEMO_BENCHMARK = {"games": 500, "seed": 7, "half_minutes": 5.0, "dim": 512}
 DEMO_CHECKPOINT = ASSETS / "demo_saliency.pt"
 # How the shipped checkpoint was trained: `python -m spotting_core.synth.demo --train assets/demo_saliency.pt`.
 # A 4 s clip (the paper's 15 s blurs where an event is: a clip is positive wherever the event falls in
-# it; bench/demo_recipes.py chose 4 s over 6, 8 and 12 s on the valid games only), a 10 s NMS, and the
+# it; bench/demo_recipes.py chose 4 s over 2, 3, 6, 8 and 12 s on the valid games only), a 10 s NMS, and the
 # best epoch chosen on the tight (1-5 s) Average-mAP: editors want seconds.
 DEMO_TRAIN = {"model": "saliency", "epochs": 40, "eval_every": 1, "patience": 8, "seed": 0,
               "max_train_s": 600.0, "valid_metric": "tight",
