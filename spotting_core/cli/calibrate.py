@@ -17,7 +17,7 @@ def cmd_calibrate(args) -> int:
 
         raise SpottingError(f"--tolerance {args.tolerance}: must be positive (seconds)")
     games = read_game_pairs(args.labels, args.predictions)
-    thresholds = fit_thresholds(games, tolerance_s=args.tolerance)
+    thresholds = fit_thresholds(games, tolerance_s=args.tolerance, context=args.context)
     thresholds["fitted_on"] = {"labels": str(args.labels), "predictions": str(args.predictions)}
     write_thresholds(args.out, thresholds)
     if args.into:
@@ -44,5 +44,8 @@ def register(sub) -> None:
     c.add_argument("--tolerance", type=float, default=5.0, help="seconds either side (default 5)")
     c.add_argument("--into", metavar="CKPT", default=None,
                    help="also record them in this checkpoint (the app's default review lists use them)")
+    c.add_argument("--context", action="store_true",
+                   help="first fit a context rescorer (engine/rescore.py); the thresholds then hold for its revised "
+                        "confidences, which `spot` applies with a checkpoint given --into")
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=cmd_calibrate)

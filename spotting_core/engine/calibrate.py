@@ -1,6 +1,8 @@
 """Operating points: per-class confidence thresholds fitted for F1 at a tolerance, and scoring at them.
 
     thr = fit_thresholds(games, tolerance_s=5)       {"classes": {name: threshold}, "global": ..., ...}
+    fit_thresholds(games, context=True)              the same on context-rescored confidences (engine/rescore.py),
+                                                     with the rescorer under "rescorer"
     score_at(games, thr, tolerance_s=5)              precision / recall / F1, overall and per class
     match_predictions(labels, preds) / matched_labels(labels, preds)   the matching rule, per prediction / label
     review_list(labels, preds, thr)                  one game's editors' list: its rows, the labels it finds
@@ -139,19 +141,30 @@ def _best_cut(conf: np.ndarray, hit: np.ndarray, n_gt: int) -> tuple[float, floa
 # Fitting and scoring
 # ---------------------------------------------------------------------------------------------
 def fit_thresholds(games: Sequence, *, tolerance_s: float = DEFAULT_TOLERANCE_S,
-                   classes: Sequence[str] = CLASSES_V2, sweeps: int = 5, review_ratio: float | None = REVIEW_RATIO) -> dict:
+                   classes: Sequence[str] = CLASSES_V2, sweeps: int = 5, review_ratio: float | None = REVIEW_RATIO,
+                   context: bool = False) -> dict:
     """Per-class thresholds maximising the overall F1 at `tolerance_s` (module docstring), and under
     "review" the editors' list: the most true positives in at most `review_ratio` rows per label.
 
     games: (..., label columns, prediction columns) per game, as `engine.evaluate.read_game_pairs` returns them.
+    context: first fit a context rescorer (`engine/rescore.py`), stored under "rescorer", and fit the
+    thresholds on its out-of-fold confidences: they hold for `rescore(out["rescorer"], preds)`, which
+    `spot` applies for a checkpoint that carries them (scoring here never rescores).
     """
     C = len(classes)
+    rescorer = None
+    if context:
+        from spotting_core.engine.rescore import out_of_fold
+
+        rescorer, games = out_of_fold(games, tolerance_s=tolerance_s, num_classes=C)
     flat = _flat(games, tolerance_s, C)
     if len(flat[1]) == 0:
         raise SpottingError("no predictions to calibrate on")
     out = {"tolerance_s": float(tolerance_s), **_fit(flat, classes, sweeps=sweeps), "games": len(games)}
     if review_ratio is not None:
         out["review"] = _fit_list(flat, classes, ratio=review_ratio, fallback=out["global"])
+    if rescorer is not None:
+        out["rescorer"] = rescorer
     return out
 
 

@@ -15,6 +15,9 @@ it) through `inference.write_outputs`, and returns the output folder. The defaul
 folder itself (the SoccerNet layout, so `evaluate TREE TREE` reads it), or `<name>_spotting/` next to
 a features file or a video.
 
+When the checkpoint's operating points carry a context rescorer (`engine/rescore.py`, fitted by
+`train`), the events' confidences are revised by it before they are written (`rescore=False`: not).
+
 The checkpoint names the features it was trained on (name and dimension); other features are
 refused with a one-line error rather than spotted silently wrong.
 """
@@ -200,6 +203,7 @@ class Spotter:
     trained: str                  # the features it was trained on
     dim: int
     device: torch.device
+    rescorer: dict | None = None  # its operating points' context rescorer (engine/rescore.py), if any
 
 
 def load_spotter(checkpoint: str | os.PathLike, *, device: str | None = None) -> Spotter:
@@ -210,16 +214,19 @@ def load_spotter(checkpoint: str | os.PathLike, *, device: str | None = None) ->
     if classes is not None and len(classes) != model.num_classes:
         raise SpottingError(f"{checkpoint}: lists {len(classes)} classes for a model of {model.num_classes}")
     features = meta.get("features", {})
+    rescorer = ((meta.get("extra") or {}).get("thresholds") or {}).get("rescorer")
     return Spotter(model=model, classes=classes, trained=str(features.get("name", "?")),
-                   dim=int(features.get("dim", model.input_dim)), device=dev)
+                   dim=int(features.get("dim", model.input_dim)), device=dev, rescorer=rescorer)
 
 
 def spot_input(spotter: Spotter, input: str | os.PathLike, *, backbone: str | None = None,
                window_s: float | None = None, threshold: float | None = None, method: str = "hard",
-               half_offset_s: float | None = None, progress: Progress | None = None, networks: dict | None = None):
+               half_offset_s: float | None = None, progress: Progress | None = None, networks: dict | None = None,
+               rescore: bool = True):
     """(events table, per-half arrays, default output folder) of one input; nothing is written.
 
     networks: frame backbones already loaded (by name), used and filled when a video needs features.
+    rescore: apply the checkpoint's context rescorer to the events' confidences (when it has one).
     """
     src = Path(input)
     if not src.exists():
@@ -235,6 +242,10 @@ def spot_input(spotter: Spotter, input: str | os.PathLike, *, backbone: str | No
     with torch.no_grad():
         events, arrays = spot_game(spotter.model, got.halves, window_s=window_s, threshold=threshold, method=method,
                                    progress=progress, entities=got.entities, **kwargs)
+    if rescore and spotter.rescorer and len(events):
+        from spotting_core.engine.rescore import rescore_events
+
+        events = rescore_events(spotter.rescorer, events)
     if got.half_numbers != list(HALVES)[: len(got.halves)]:
         events, arrays = _renumber(events, arrays, got.half_numbers)
     return events, arrays, got.default_out

@@ -157,8 +157,9 @@ def evaluate_games(model, games: Sequence[GameData], *, metrics: Sequence[str] =
 
 
 def operating_points(pairs, *, classes: Sequence[str] = CLASSES_V2) -> dict | None:
-    """The per-class thresholds fitted on (game, labels, events) pairs; None when nothing was spotted."""
-    return fit_thresholds(pairs, classes=classes) if any(len(e) for _, _, e in pairs) else None
+    """The per-class thresholds fitted on (game, labels, events) pairs, with the context rescorer they
+    assume (`engine/rescore.py`; `spot` applies it); None when nothing was spotted."""
+    return fit_thresholds(pairs, classes=classes, context=True) if any(len(e) for _, _, e in pairs) else None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,0 +1,139 @@
+"""Context rescoring: its features against a brute-force reading, what it learns, and where it is applied."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from spotting_core.cli import main
+from spotting_core.engine.calibrate import fit_thresholds, score_at
+from spotting_core.engine.rescore import WINDOWS_S, context_features, rescore, rescore_events
+from spotting_core.engine.spot import load_spotter, spot_input
+from spotting_core.models import build_model, save_checkpoint, store_extra
+from spotting_core.synth.benchmark import generate
+
+
+def _brute(preds, C):
+    h, pos, c, conf = (np.asarray(preds[k]) for k in ("half", "position_ms", "class_id", "confidence"))
+    clipped = np.clip(conf, 1e-6, 1 - 1e-6)
+    out = np.zeros((len(conf), 1 + C * len(WINDOWS_S)))
+    out[:, 0] = np.log(clipped / (1 - clipped))
+    for i in range(len(conf)):
+        for w, (a, b) in enumerate(WINDOWS_S):
+            for k in range(C):
+                m = (h == h[i]) & (c == k) & (pos - pos[i] >= a * 1000) & (pos - pos[i] <= b * 1000)
+                m[i] = False                                      # never itself
+                out[i, 1 + w * C + k] = conf[m].max() if m.any() else 0.0
+    return out
+
+
+def test_features_are_the_highest_other_confidence_per_class_and_window():
+    rng = np.random.default_rng(0)
+    for n in (1, 2, 7, 120):
+        preds = {"half": rng.integers(1, 3, n), "position_ms": rng.integers(0, 200, n) * 500,  # shared times too
+                 "class_id": rng.integers(0, 3, n), "confidence": rng.random(n)}
+        assert np.allclose(context_features(preds, 3), _brute(preds, 3))
+    # by hand: a class-1 candidate 5 s after a class-0 one sees it in the (-8, -2) window, not in its own half
+    preds = {"half": [1, 1, 2], "position_ms": [10_000, 15_000, 15_000], "class_id": [0, 1, 0],
+             "confidence": [0.9, 0.2, 0.7]}
+    F = context_features(preds, 2)
+    w = WINDOWS_S.index((-8, -2))
+    assert F[1, 1 + w * 2 + 0] == 0.9 and F[1, 1 + WINDOWS_S.index((-2, 2)) * 2 + 0] == 0.0
+
+
+def _grammar_games(n, seed):
+    """Class 1 is a true event only 3-6 s after a class-0 event; its own confidence says nothing."""
+    rng = np.random.default_rng(seed)
+    games = []
+    for _ in range(n):
+        lab, pred = [], []
+        for t in range(20_000, 280_000, 40_000):
+            lab.append((1, t, 0))
+            pred.append((1, t, 0, rng.uniform(0.6, 1.0)))
+            if rng.random() < 0.5:                               # a true follower
+                lab.append((1, t + int(rng.uniform(3_000, 6_000)), 1))
+                pred.append((1, lab[-1][1], 1, rng.uniform(0.1, 0.9)))
+            pred.append((1, t + 20_000, 1, rng.uniform(0.1, 0.9)))  # a false one, far from any class 0
+        cols = lambda rows, k: {key: [r[i] for r in rows] for i, key in enumerate(k)}  # noqa: E731
+        games.append(("g", cols(lab, ("half", "position_ms", "class_id")),
+                      cols(pred, ("half", "position_ms", "class_id", "confidence"))))
+    return games
+
+
+def test_the_rescorer_learns_what_came_before_and_the_thresholds_hold_for_its_scores():
+    fit, held = _grammar_games(20, 0), _grammar_games(20, 1)
+    plain = fit_thresholds(fit)
+    context = fit_thresholds(fit, context=True)
+    assert "rescorer" not in plain and "rescorer" in context
+    revised = [(*g[:-1], {**g[-1], "confidence": rescore(context["rescorer"], g[-1])}) for g in held]
+    f_plain = score_at(held, plain)["f1"]
+    f_context = score_at(revised, context)["f1"]
+    assert f_context > 0.97 and f_context > f_plain + 0.1        # the followers are told apart by context alone
+    # class 1's revised confidence: high after a class-0 event, low far from one
+    conf, cls = np.asarray(revised[0][-1]["confidence"]), np.asarray(held[0][-1]["class_id"])
+    pos = np.asarray(held[0][-1]["position_ms"])
+    near = (cls == 1) & (pos % 40_000 >= 20_000)                 # 3-6 s after the class-0 events
+    assert conf[near].min() > 0.5 > conf[(cls == 1) & ~near].max()
+    # JSON round trip (it lives in checkpoints and thresholds files)
+    again = json.loads(json.dumps(context["rescorer"]))
+    assert np.array_equal(rescore(again, held[0][-1]), rescore(context["rescorer"], held[0][-1]))
+
+
+def test_too_few_examples_keep_the_confidence():
+    one = _grammar_games(1, 2)
+    thr = fit_thresholds(one[:1], context=True)   # one game: both folds fit on it; class 0 has no false candidate
+    assert thr["rescorer"]["folds"][0][0] is None
+    preds = one[0][-1]
+    revised = rescore(thr["rescorer"], preds)
+    cls = np.asarray(preds["class_id"])
+    assert np.allclose(revised[cls == 0], np.asarray(preds["confidence"])[cls == 0])
+
+
+@pytest.fixture(scope="module")
+def game_and_checkpoint(tmp_path_factory):
+    root = tmp_path_factory.mktemp("rescore")
+    data = generate(root / "data", games=3, seed=2, half_minutes=2.0)
+    ckpt = save_checkpoint(root / "avg.pt", build_model("avgpool++", window_s=10.0), classes=[f"c{i}" for i in range(17)],
+                           feature_name="synth512")
+    return next((data / "test").rglob("Labels-v2.json")).parent, ckpt
+
+
+def test_spot_applies_the_checkpoint_rescorer(game_and_checkpoint):
+    game, ckpt = game_and_checkpoint
+    raw, _, _ = spot_input(load_spotter(ckpt), game)
+    assert load_spotter(ckpt).rescorer is None and len(raw) > 0
+    n = len(raw)
+    fitted = fit_thresholds([("g", {"half": raw["half"][: n // 2], "position_ms": raw["position_ms"][: n // 2],
+                                    "class_id": raw["class_id"][: n // 2]},
+                              {k: raw[k].to_numpy() for k in ("half", "position_ms", "class_id", "confidence")})],
+                            context=True, classes=[f"c{i}" for i in range(17)])
+    store_extra(ckpt, thresholds=fitted)
+    spotter = load_spotter(ckpt)
+    assert spotter.rescorer == fitted["rescorer"]
+    revised, _, _ = spot_input(spotter, game)
+    want = rescore_events(fitted["rescorer"], raw)
+    assert np.allclose(revised["confidence"], want["confidence"]) and not np.allclose(revised["confidence"], raw["confidence"])
+    assert revised[["half", "position_ms", "class_id"]].equals(raw[["half", "position_ms", "class_id"]])
+    untouched, _, _ = spot_input(spotter, game, rescore=False)
+    assert np.allclose(untouched["confidence"], raw["confidence"])
+
+
+def test_calibrate_context_writes_a_rescorer(tmp_path, capsys):
+    from spotting_core.io.soccernet import CLASSES_V2
+
+    data = generate(tmp_path / "data", games=3, seed=4, half_minutes=2.0)
+    for game in data.rglob("Labels-v2.json"):    # predictions: the labels themselves, one false twin each
+        labels = json.loads(game.read_text())["annotations"]
+        preds = [{"gameTime": a["gameTime"], "label": a["label"], "position": a["position"], "half": a["gameTime"][0],
+                  "confidence": "0.9"} for a in labels]
+        preds += [{**p, "position": str(int(p["position"]) + 30_000), "confidence": "0.5"} for p in preds]
+        (game.parent / "results_spotting.json").write_text(json.dumps({"predictions": preds}))
+    out = tmp_path / "thr.json"
+    assert main(["calibrate", str(data), str(data), "--out", str(out), "--context", "--json"]) == 0
+    written = json.loads(out.read_text())
+    assert written["rescorer"]["windows_s"] == [list(w) for w in WINDOWS_S] and set(written["classes"]) == set(CLASSES_V2)
+    assert main(["calibrate", str(data), str(data), "--out", str(out)]) == 0
+    assert "rescorer" not in json.loads(out.read_text())
+    capsys.readouterr()
