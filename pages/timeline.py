@@ -84,6 +84,9 @@ lines = tuple(review_thresholds(operating_points).items()) if operating_points e
 fig = _figure(match.folder, stamp, half, tuple(classes), shown[shown["half"] == half], labels, shots_s, lines)
 if not arrays.get(half):
     st.caption("No per-frame scores saved with these results: only the events are drawn.")
+elif operating_points and operating_points.get("rescorer"):
+    st.caption("Curves: the model's per-frame confidence. Events: their confidence revised by the events "
+               "around them (context rescoring); the dashed operating points apply to the events.")
 if shots_s is not None:
     st.caption(f"Ticks under the curves: {len(shots_s)} shot boundaries of the video.")
 elif shots_video is not None:

@@ -45,7 +45,9 @@ def timeline_figure(*, arrays: dict[str, np.ndarray] | None, events: pd.DataFram
     90-minute half with 17 classes stays light. Curves have small markers so a click on them selects
     a point; detected events carry their event id in customdata. shots_s: shot boundaries (seconds
     into the half), drawn as ticks under the curves. thresholds: each class's operating point, a faint
-    dashed line in its colour (grouped with its curve in the legend).
+    dashed line in its colour (grouped with its curve in the legend). Events sit at their confidence:
+    after a checkpoint's context rescorer (engine/rescore.py) that is not the curve's value, and the
+    operating points apply to the events.
     """
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
