@@ -205,6 +205,9 @@ def main(argv: list[str] | None = None) -> int:
         elif args.calibrate:
             with tempfile.TemporaryDirectory(prefix="spotting-demo-bench-") as tmp:
                 thresholds = calibrate_checkpoint(Path(args.calibrate), generate_benchmark(Path(tmp) / "bench"))
+            rescorer = thresholds.pop("rescorer", None)   # its coefficients: in the checkpoint, not on screen
+            if rescorer:
+                thresholds["rescorer"] = f"{sum(m is not None for m in rescorer['folds'][0])} classes rescored"
             print(json.dumps(thresholds))
         else:
             print(ensure_demo(rebuild=args.rebuild))
