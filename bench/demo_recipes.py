@@ -11,7 +11,9 @@ same model (`saliency`) would find more of them, without looking at a test game:
    (`demo_model.demo_train_config`, DEMO_TRAIN with the variant's overrides, best epoch on the valid
    tight Average-mAP), with no test evaluation;
 3. its predictions on the 100 valid games are split in two folds (even / odd games); the editors' list
-   (`engine/calibrate.py`, 1.3 rows per label) is fitted on one fold and read on the other, both ways.
+   (`engine/calibrate.py`, 1.3 rows per label) is fitted on one fold and read on the other, both ways,
+   on the model's own confidences: the checkpoint's context rescorer (`engine/rescore.py`) was fitted on
+   these valid games, so it is left out here; bench/calibration.py measures it on the test games.
 Printed per variant: best valid tight Average-mAP, epochs, rows per true event, recall, recall of the
 shown and of the unshown events, and the share of valid games meeting both goals.
 About four minutes per variant on the 2-core CPU (23 min for the seven defaults).
@@ -85,7 +87,7 @@ def run_variant(name: str, bench: Path, games, tmp: Path, tolerance: float) -> d
     spotter = load_spotter(cfg.out, device="cpu")
     preds = []
     for folder, _, _ in games:
-        events, _, _ = spot_input(spotter, folder)
+        events, _, _ = spot_input(spotter, folder, rescore=False)   # its rescorer was fitted on these games
         preds.append({k: events[k].to_numpy() for k in ("half", "position_ms", "class_id", "confidence")})
     metric = DEMO_TRAIN["valid_metric"]
     return {"variant": name, "overrides": VARIANTS[name], f"valid_a_mAP_{metric}": float(result[f"best_valid_a_mAP_{metric}"]),
