@@ -9,6 +9,7 @@ import pytest
 
 from spotting_core.cli import main
 from spotting_core.engine.calibrate import fit_thresholds, score_at
+from spotting_core.engine.evaluate import read_game_pairs
 from spotting_core.engine.rescore import WINDOWS_S, context_features, rescore, rescore_events
 from spotting_core.engine.spot import load_spotter, spot_input
 from spotting_core.models import build_model, save_checkpoint, store_extra
@@ -134,6 +135,14 @@ def test_calibrate_context_writes_a_rescorer(tmp_path, capsys):
     assert main(["calibrate", str(data), str(data), "--out", str(out), "--context", "--json"]) == 0
     written = json.loads(out.read_text())
     assert written["rescorer"]["windows_s"] == [list(w) for w in WINDOWS_S] and set(written["classes"]) == set(CLASSES_V2)
+    capsys.readouterr()
+    assert main(["evaluate", str(data), str(data), "--thresholds", str(out), "--json"]) == 0
+    point = json.loads(capsys.readouterr().out)["operating_point"]
+    pairs = read_game_pairs(data, data)
+    revised = [(*g[:-1], {**g[-1], "confidence": rescore(written["rescorer"], g[-1])}) for g in pairs]
+    assert point["rescored"] and point["f1"] == pytest.approx(score_at(revised, written)["f1"])
+    assert point["f1"] != pytest.approx(score_at(pairs, written)["f1"])   # not the thresholds on the raw ones
     assert main(["calibrate", str(data), str(data), "--out", str(out)]) == 0
     assert "rescorer" not in json.loads(out.read_text())
-    capsys.readouterr()
+    assert main(["evaluate", str(data), str(data), "--thresholds", str(out), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["operating_point"]["rescored"] is False

@@ -32,15 +32,21 @@ def cmd_evaluate(args) -> int:
     out = dict(results) if args.metric == "all" else dict(results[args.metric])
     point = None
     if thresholds is not None:
+        rescorer = thresholds.get("rescorer")   # `calibrate --context`: its thresholds hold for rescored confidences
+        if rescorer:
+            from spotting_core.engine.rescore import rescore
+
+            pairs = [(*g[:-1], {**g[-1], "confidence": rescore(rescorer, g[-1])}) for g in pairs]
         point = score_at(pairs, thresholds, tolerance_s=args.tolerance)
         out.update({k: point[k] for k in ("precision", "recall", "f1")},
-                   operating_point={"thresholds": str(args.thresholds), **point})
+                   operating_point={"thresholds": str(args.thresholds), "rescored": bool(rescorer), **point})
     if args.json:  # one metric: its six keys; all: {metric: its six keys}; + the operating point's
         print(json.dumps(out))
         return 0
     print("\n\n".join(format_table(results[m], metric=m) for m in metrics))
     if point is not None:
-        print(f"\nat the operating points of {args.thresholds} (+-{args.tolerance:g} s): precision "
+        how = ", on context-rescored confidences" if out["operating_point"]["rescored"] else ""
+        print(f"\nat the operating points of {args.thresholds} (+-{args.tolerance:g} s{how}): precision "
               f"{point['precision']:.4f}  recall {point['recall']:.4f}  F1 {point['f1']:.4f}  "
               f"(kept {point['kept']} of {point['candidates']} predictions, {point['labels']} labels)")
         for name, row in point["per_class"].items():
@@ -77,7 +83,8 @@ def register(sub) -> None:
     e.add_argument("--prediction-file", default="results_spotting.json")
     e.add_argument("--thresholds", metavar="FILE", default=None,
                    help="also precision, recall and F1 at these operating points (`spotting calibrate`), "
-                        "overall (top-level keys precision, recall, f1) and per class")
+                        "overall (top-level keys precision, recall, f1) and per class; a file from "
+                        "`calibrate --context` rescores the predictions first (give it a model's own predictions)")
     e.add_argument("--tolerance", type=float, default=5.0,
                    help="seconds either side for --thresholds (default 5)")
     e.set_defaults(func=cmd_evaluate)
