@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from spotting_core.engine.calibrate import fit_thresholds, score_at  # noqa: E402
 from spotting_core.engine.evaluate import average_map_pairs, read_game_pairs  # noqa: E402
-from spotting_core.engine.rescore import rescore  # noqa: E402
+from spotting_core.engine.rescore import rescore_games  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "soccernet-v2"
 KINDS = ("per_class", "global", "none", "review_list", "per_class_context", "review_list_context")
@@ -50,7 +50,7 @@ def real_data(tolerance: float) -> dict | None:
            "review_list": score_at(held, per_class["review"], tolerance_s=tolerance)}
     # the same with a context rescorer fitted on the even games first (engine/rescore.py)
     context = fit_thresholds(fit, tolerance_s=tolerance, context=True)
-    revised = [(*g[:-1], {**g[-1], "confidence": rescore(context["rescorer"], g[-1])}) for g in held]
+    revised = rescore_games(context["rescorer"], held)
     out["per_class_context"] = score_at(revised, context, tolerance_s=tolerance)
     out["review_list_context"] = score_at(revised, context["review"], tolerance_s=tolerance)
     for k in KINDS:

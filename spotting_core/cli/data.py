@@ -34,9 +34,9 @@ def cmd_evaluate(args) -> int:
     if thresholds is not None:
         rescorer = thresholds.get("rescorer")   # `calibrate --context`: its thresholds hold for rescored confidences
         if rescorer:
-            from spotting_core.engine.rescore import rescore
+            from spotting_core.engine.rescore import rescore_games
 
-            pairs = [(*g[:-1], {**g[-1], "confidence": rescore(rescorer, g[-1])}) for g in pairs]
+            pairs = rescore_games(rescorer, pairs)
         point = score_at(pairs, thresholds, tolerance_s=args.tolerance)
         out.update({k: point[k] for k in ("precision", "recall", "f1")},
                    operating_point={"thresholds": str(args.thresholds), "rescored": bool(rescorer), **point})

@@ -1,8 +1,9 @@
 """Context rescoring: a candidate's confidence revised by the other candidates around it.
 
-    rescorer = fit_rescorer(games, tolerance_s=5)      JSON-able; games as `engine.evaluate.read_game_pairs`
+    rescorer, oof = out_of_fold(games, tolerance_s=5)  JSON-able, and the fitting games with out-of-fold
+                                                       confidences; games as `engine.evaluate.read_game_pairs`
     conf = rescore(rescorer, preds)                    (P,) revised confidences of one game's candidates
-    oof = out_of_fold(games, tolerance_s=5)            (rescorer, the fitting games with out-of-fold confidences)
+    rescore_games(rescorer, games)                     the games with their predictions' confidences revised
 
 Our extension, not one of the five papers. A spotting model scores each class from a few seconds of
 features; a match has a grammar that those seconds miss. A throw-in follows a ball out of play, a
@@ -44,13 +45,13 @@ def context_features(preds: Columns, num_classes: int, windows_s: Sequence[Seque
     clipped = np.clip(conf, 1e-6, 1 - 1e-6)
     out[:, 0] = np.log(clipped) - np.log1p(-clipped)              # its own confidence, as log-odds
     for h in np.unique(half):
+        at = np.flatnonzero(half == h)                             # the candidates of this half
         for c in range(C):
-            idx = np.flatnonzero((half == h) & (cls == c))
+            idx = at[cls[at] == c]                                 # those of class c, which they look at
             if len(idx) == 0:
                 continue
             idx = idx[np.argsort(pos[idx], kind="stable")]
             table = _sparse_table(conf[idx])
-            at = np.flatnonzero(half == h)                         # the candidates that look at class c
             where = np.full(P, -1)
             where[idx] = np.arange(len(idx))
             self_rank = where[at]                                 # a candidate of c: its place among them
@@ -144,10 +145,6 @@ def out_of_fold(games: Sequence, *, tolerance_s: float = DEFAULT_TOLERANCE_S, nu
     return rescorer, scored
 
 
-def fit_rescorer(games: Sequence, *, tolerance_s: float = DEFAULT_TOLERANCE_S, num_classes: int = 17) -> dict:
-    return out_of_fold(games, tolerance_s=tolerance_s, num_classes=num_classes)[0]
-
-
 def rescore(rescorer: dict, preds: Columns) -> np.ndarray:
     """(P,) the candidates' revised confidences: the folds' probabilities, averaged."""
     conf = np.asarray(preds["confidence"], dtype=np.float64)
@@ -158,8 +155,13 @@ def rescore(rescorer: dict, preds: Columns) -> np.ndarray:
     return np.mean([_apply_fold(models, X, cls) for models in rescorer["folds"]], axis=0)
 
 
+def rescore_games(rescorer: dict, games: Sequence) -> list:
+    """(..., labels, predictions) per game, as `read_game_pairs` returns them, with revised confidences."""
+    return [(*g[:-1], {**g[-1], "confidence": rescore(rescorer, g[-1])}) for g in games]
+
+
 def rescore_events(rescorer: dict, events):
     """An events table (`inference.spot_game`'s) with its confidences revised: a copy."""
     out = events.copy()
-    out["confidence"] = rescore(rescorer, {k: out[k].to_numpy() for k in ("half", "position_ms", "class_id", "confidence")})
+    out["confidence"] = rescore(rescorer, events)
     return out
