@@ -38,6 +38,7 @@ def bad(tmp_path_factory) -> Path:
     (root / "not_a_checkpoint.pt").write_bytes(b"\x00garbage" * 10)
     (root / "events.json").write_text(json.dumps({"predictions": "not a list"}))
     (root / "file").write_text("a file where a folder is expected\n")
+    (root / "bad_rescorer.json").write_text(json.dumps({"classes": {"Goal": 0.5}, "rescorer": {"windows_s": "x"}}))
     return root
 
 
@@ -47,6 +48,7 @@ CASES = [
     (["evaluate", "{bad}/missing", "{bad}/empty"], "missing"),
     (["evaluate", "{bad}/tree", "{bad}/empty"], ""),
     (["evaluate", "{bad}/empty", "{bad}/empty", "--metric", "nope"], "invalid choice"),
+    (["evaluate", "{bad}/empty", "{bad}/empty", "--thresholds", "{bad}/bad_rescorer.json"], "context rescorer"),
     # synth
     (["synth", "{bad}/out", "--games", "0"], "games"),
     (["synth", "{bad}/out", "--half-minutes", "-1"], "minutes"),

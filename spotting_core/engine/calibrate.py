@@ -312,4 +312,9 @@ def read_thresholds(path: str | os.PathLike, classes: Sequence[str] = CLASSES_V2
     unknown = sorted(set(per) - set(classes))
     if unknown:
         raise SpottingError(f"{path}: unknown class {', '.join(unknown)}; known labels: {', '.join(classes)}")
+    if "rescorer" in data:
+        from spotting_core.engine.rescore import check_rescorer
+
+        if (problem := check_rescorer(data["rescorer"], len(classes))) is not None:
+            raise SpottingError(f"{path}: its context rescorer is not usable ({problem})")
     return data

@@ -155,6 +155,26 @@ def rescore(rescorer: dict, preds: Columns) -> np.ndarray:
     return np.mean([_apply_fold(models, X, cls) for models in rescorer["folds"]], axis=0)
 
 
+def check_rescorer(rescorer, num_classes: int) -> str | None:
+    """What is wrong with a rescorer read from a file (None: nothing), for a one-line error."""
+    try:
+        windows = [(float(a), float(b)) for a, b in rescorer["windows_s"]]
+        if int(rescorer["num_classes"]) != num_classes:
+            return f"it rescores {rescorer['num_classes']} classes, not {num_classes}"
+        width = 1 + num_classes * len(windows)
+        for models in rescorer["folds"]:
+            if len(models) != num_classes:
+                return "a fold without one model (or null) per class"
+            for m in models:
+                if m is not None and (len(m["coef"]) != width or not np.isfinite([*m["coef"], m["intercept"]]).all()):
+                    return f"a class model without {width} finite coefficients and an intercept"
+        if not rescorer["folds"]:
+            return "no folds"
+    except (KeyError, TypeError, ValueError):
+        return "expected windows_s pairs, num_classes and folds of per-class models"
+    return None
+
+
 def rescore_games(rescorer: dict, games: Sequence) -> list:
     """(..., labels, predictions) per game, as `read_game_pairs` returns them, with revised confidences."""
     return [(*g[:-1], {**g[-1], "confidence": rescore(rescorer, g[-1])}) for g in games]
