@@ -39,6 +39,14 @@ def bad(tmp_path_factory) -> Path:
     (root / "events.json").write_text(json.dumps({"predictions": "not a list"}))
     (root / "file").write_text("a file where a folder is expected\n")
     (root / "bad_rescorer.json").write_text(json.dumps({"classes": {"Goal": 0.5}, "rescorer": {"windows_s": "x"}}))
+    scored = root / "scored" / "league" / "season" / "game"      # predictions without their <half>_scores.npy
+    scored.mkdir(parents=True)
+    goal = {"gameTime": "1 - 00:10", "label": "Goal", "position": "10000", "half": "1"}
+    (scored / "Labels-v2.json").write_text(json.dumps({"annotations": [goal]}))
+    (scored / "results_spotting.json").write_text(json.dumps({"predictions": [{**goal, "confidence": "0.8"}]}))
+    curves = {"windows_s": [[-2, 2]], "num_classes": 17, "tolerance_s": 5.0, "folds": [[None] * 17],
+              "curves": {"fps": 2.0, "own_offsets_s": [0, 2], "all_offsets_s": [0]}}
+    (root / "curves_rescorer.json").write_text(json.dumps({"classes": {"Goal": 0.5}, "rescorer": curves}))
     return root
 
 
@@ -49,6 +57,7 @@ CASES = [
     (["evaluate", "{bad}/tree", "{bad}/empty"], ""),
     (["evaluate", "{bad}/empty", "{bad}/empty", "--metric", "nope"], "invalid choice"),
     (["evaluate", "{bad}/empty", "{bad}/empty", "--thresholds", "{bad}/bad_rescorer.json"], "context rescorer"),
+    (["evaluate", "{bad}/scored", "{bad}/scored", "--thresholds", "{bad}/curves_rescorer.json"], "_scores.npy"),
     # synth
     (["synth", "{bad}/out", "--games", "0"], "games"),
     (["synth", "{bad}/out", "--half-minutes", "-1"], "minutes"),

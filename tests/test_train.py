@@ -45,6 +45,7 @@ def test_fit_writes_a_checkpoint_that_rebuilds_the_model(tiny, tmp_path):
     assert thr["tolerance_s"] == 5.0 and set(thr["classes"]) == set(meta["classes"])
     assert all(0.0 <= v <= 1.0 + 1e-9 for v in thr["classes"].values()) and thr["fitted_classes"]
     assert len(thr["rescorer"]["folds"]) == 2                 # the context rescorer they hold for (spot applies it)
+    assert thr["rescorer"]["curves"]["fps"] == 2.0            # it reads the valid games' per-frame scores too
 
 
 

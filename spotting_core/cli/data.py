@@ -26,8 +26,9 @@ def cmd_evaluate(args) -> int:
         if args.tolerance <= 0:
             raise SpottingError(f"--tolerance must be positive seconds, not {args.tolerance:g}")
         thresholds = read_thresholds(args.thresholds)
+    needs_curves = bool(thresholds and (thresholds.get("rescorer") or {}).get("curves"))
     pairs = read_game_pairs(args.labels, args.predictions, label_file=args.label_file,
-                            prediction_file=args.prediction_file)          # every file read once
+                            prediction_file=args.prediction_file, curves=needs_curves)   # every file read once
     results = average_map_pairs(pairs, metrics=metrics)
     out = dict(results) if args.metric == "all" else dict(results[args.metric])
     point = None
@@ -84,7 +85,8 @@ def register(sub) -> None:
     e.add_argument("--thresholds", metavar="FILE", default=None,
                    help="also precision, recall and F1 at these operating points (`spotting calibrate`), "
                         "overall (top-level keys precision, recall, f1) and per class; a file from "
-                        "`calibrate --context` rescores the predictions first (give it a model's own predictions)")
+                        "`calibrate --context` rescores the predictions first (give it a model's own predictions, "
+                        "with the <half>_scores.npy beside them when its rescorer read those)")
     e.add_argument("--tolerance", type=float, default=5.0,
                    help="seconds either side for --thresholds (default 5)")
     e.set_defaults(func=cmd_evaluate)

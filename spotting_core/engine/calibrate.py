@@ -295,7 +295,7 @@ def review_list(labels: Columns, preds: Columns, thresholds: dict | float | None
     which labels it finds under the matching rule)."""
     conf = np.asarray(preds["confidence"], dtype=np.float64)
     keep = conf >= threshold_vector(thresholds, classes, review=True)[np.asarray(preds["class_id"], dtype=np.int64)]
-    kept = {k: np.asarray(v)[keep] for k, v in preds.items()}
+    kept = {k: np.asarray(preds[k])[keep] for k in ("half", "position_ms", "class_id", "confidence")}
     return int(keep.sum()), matched_labels(labels, kept, tolerance_s=tolerance_s)
 
 

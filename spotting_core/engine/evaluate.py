@@ -58,11 +58,13 @@ def _read_columns(root, game: str, filename: str, *, labels: bool, classes: Sequ
 def read_game_pairs(labels_root: str | os.PathLike, predictions_root: str | os.PathLike, *,
                     label_file: str = LABELS_FILE, prediction_file: str = RESULTS_FILE,
                     classes: Sequence[str] = CLASSES_V2,
-                    progress: Progress | None = None) -> list[tuple[str, dict, dict]]:
+                    progress: Progress | None = None, curves: bool = False) -> list[tuple[str, dict, dict]]:
     """(game, label columns, prediction columns) for every game of `labels_root`, in sorted order.
 
     The games are the folders of `labels_root` that hold `label_file` (the official `dataset=None`
     mode); each needs `prediction_file` at the same relative path under `predictions_root`.
+    curves: also read the model's per-frame scores beside it (`<half>_scores.npy`, as `spot` writes
+    them) into the prediction columns' "curves" {half: (T, C)}, for a game that has both halves' files.
     """
     games = list_games(labels_root, label_file)
     if not games:
@@ -74,9 +76,38 @@ def read_game_pairs(labels_root: str | os.PathLike, predictions_root: str | os.P
             progress(i / len(games), f"reading {game}")
         if game not in pred_games:
             raise SpottingError(f"{os.path.join(str(predictions_root), game)}: no {prediction_file} for this game")
-        out.append((game, _read_columns(labels_root, game, label_file, labels=True, classes=classes),
-                    _read_columns(predictions_root, game, prediction_file, labels=False, classes=classes)))
+        preds = _read_columns(predictions_root, game, prediction_file, labels=False, classes=classes)
+        if curves and (found := _read_curves(predictions_root, game, len(classes))):
+            preds["curves"] = found
+        out.append((game, _read_columns(labels_root, game, label_file, labels=True, classes=classes), preds))
     return out
+
+
+def _read_curves(root, game: str, num_classes: int) -> dict | None:
+    """{half: (T, C) scores} from `<half>_scores.npy` beside a game's predictions; None unless both halves have one."""
+    import io
+
+    out = {}
+    for half in HALVES:
+        path, inner = game_file(root, game, f"{half}_scores.npy")
+        if not (path.is_file() if inner is None else _in_zip(path, inner)):
+            return None
+        name = f"{path}!{inner}" if inner else str(path)
+        try:
+            scores = np.load(io.BytesIO(read_bytes(path, inner=inner)), allow_pickle=False)
+        except ValueError as e:
+            raise SpottingError(f"{name}: not a .npy array ({e})") from None
+        if scores.ndim != 2 or scores.shape[1] != num_classes or not np.isfinite(scores).all():
+            raise SpottingError(f"{name}: expected finite (T, {num_classes}) per-frame scores, got shape {scores.shape}")
+        out[half] = scores
+    return out
+
+
+def _in_zip(path, inner: str) -> bool:
+    import zipfile
+
+    with zipfile.ZipFile(path) as z:
+        return inner in z.namelist()
 
 
 def average_map_pairs(pairs: Sequence[tuple[str, dict, dict]], *, metrics: Sequence[str] = METRICS,

@@ -127,8 +127,8 @@ def evaluate_games(model, games: Sequence[GameData], *, metrics: Sequence[str] =
     thresholds: also fit the per-class operating points on these games (`engine/calibrate.py`,
     F1 at 5 s), returned under "thresholds"; keep_pairs: return what they are fitted from under
     "pairs" instead (`operating_points(pairs)`), for a caller that fits only when it needs them. One game's features are in memory at a time (memory-mapped
-    games are read, spotted and handed back); what is kept per game is its events (`frame_tables`).
-    """
+    games are read, spotted and handed back); what is kept per game is its events (`frame_tables`),
+    and for the thresholds its events and per-frame scores (the rescorer reads them)."""
     was_training = model.training
     model.eval()
     tables, pairs, longest = [], [], 1
@@ -136,13 +136,15 @@ def evaluate_games(model, games: Sequence[GameData], *, metrics: Sequence[str] =
         halves = [h if h.flags.writeable else np.array(h) for h in g.halves]   # a memory map: one game in RAM
         for h in g.halves:
             release_pages(h)
-        events, _ = spot_game(model, halves, classes=classes, entities=g.entities)
+        events, arrays = spot_game(model, halves, classes=classes, entities=g.entities)
         tables.append(frame_tables(g.events, events, fps=model.fps))
         longest = max(longest, *(len(h) for h in halves))
         del halves
         release_heap()                          # else the freed game's pages stay resident (io/feature_files)
         if thresholds or keep_pairs:
-            pairs.append((g.name, g.labels, events))
+            pairs.append((g.name, g.labels, {**{k: events[k].to_numpy() for k in ("half", "position_ms", "class_id",
+                                                                                    "confidence")},
+                                             "curves": {h: a["scores"] for h, a in arrays.items()}}))
         if progress:
             progress((i + 1) / len(games), f"evaluating {g.name}")
     model.train(was_training)
@@ -157,9 +159,10 @@ def evaluate_games(model, games: Sequence[GameData], *, metrics: Sequence[str] =
 
 
 def operating_points(pairs, *, classes: Sequence[str] = CLASSES_V2) -> dict | None:
-    """The per-class thresholds fitted on (game, labels, events) pairs, with the context rescorer they
-    assume (`engine/rescore.py`; `spot` applies it); None when nothing was spotted."""
-    return fit_thresholds(pairs, classes=classes, context=True) if any(len(e) for _, _, e in pairs) else None
+    """The per-class thresholds fitted on (game, labels, predictions) pairs, with the context rescorer they
+    assume (`engine/rescore.py`, reading the score curves the predictions carry; `spot` applies it); None
+    when nothing was spotted."""
+    return fit_thresholds(pairs, classes=classes, context=True) if any(len(e["half"]) for _, _, e in pairs) else None
 
 
 # ---------------------------------------------------------------------------------------------
