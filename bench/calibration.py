@@ -117,8 +117,9 @@ def demo_test_split(tolerance: float) -> dict:
         bench = generate_benchmark(Path(tmp) / "bench", only=list(range(n_train + n_valid, n_train + n_valid + n_test)))
         for game in json.loads((bench / "synth.json").read_text())["splits"]["test"]:
             folder = bench / "test" / game
-            raw, _, _ = spot_input(spotter, folder, rescore=False)
-            events = rescore_events(spotter.rescorer, raw) if spotter.rescorer else raw   # as `spot` writes them
+            raw, arrays, _ = spot_input(spotter, folder, rescore=False)
+            curves = {h: a["scores"] for h, a in arrays.items()}
+            events = rescore_events(spotter.rescorer, raw, curves) if spotter.rescorer else raw   # as `spot` writes them
             cols = ("half", "position_ms", "class_id", "confidence")
             preds = {k: events[k].to_numpy() for k in cols}
             n_kept, found, shown = _default_list(folder, preds, thresholds, tolerance)
