@@ -95,6 +95,7 @@ def demo_test_split(tolerance: float) -> dict:
 
     import numpy as np
 
+    from spotting_core.engine.inference import prediction_columns
     from spotting_core.engine.rescore import rescore_events
     from spotting_core.engine.spot import load_spotter, spot_input
     from spotting_core.io.soccernet import LABELS_FILE, label_arrays, read_json
@@ -118,14 +119,12 @@ def demo_test_split(tolerance: float) -> dict:
         for game in json.loads((bench / "synth.json").read_text())["splits"]["test"]:
             folder = bench / "test" / game
             raw, arrays, _ = spot_input(spotter, folder, rescore=False)
-            curves = {h: a["scores"] for h, a in arrays.items()}
-            events = rescore_events(spotter.rescorer, raw, curves) if spotter.rescorer else raw   # as `spot` writes them
-            cols = ("half", "position_ms", "class_id", "confidence")
-            preds = {k: events[k].to_numpy() for k in cols}
+            events = rescore_events(spotter.rescorer, raw, arrays) if spotter.rescorer else raw   # as `spot` writes them
+            preds = prediction_columns(events)
             n_kept, found, shown = _default_list(folder, preds, thresholds, tolerance)
             rows.append((n_kept, found.sum(), len(found), shown.sum(), (found & shown).sum()))
             labels = label_arrays(read_json(folder / LABELS_FILE))
-            pairs["raw"].append((game, labels, {k: raw[k].to_numpy() for k in cols}))
+            pairs["raw"].append((game, labels, prediction_columns(raw)))
             pairs["spotted"].append((game, labels, preds))
     amap = {f"{m}_{k}": float(v[m]["a_mAP"]) for k in pairs
             for v in [average_map_pairs(pairs[k], metrics=("loose", "tight"))] for m in v}

@@ -76,6 +76,7 @@ def cross_validated(games, preds: list[dict], tolerance: float) -> dict:
 
 
 def run_variant(name: str, bench: Path, games, tmp: Path, tolerance: float) -> dict:
+    from spotting_core.engine.inference import prediction_columns
     from spotting_core.engine.spot import load_spotter, spot_input
     from spotting_core.engine.train import fit
     from spotting_core.synth.demo_model import DEMO_TRAIN, demo_train_config
@@ -88,7 +89,7 @@ def run_variant(name: str, bench: Path, games, tmp: Path, tolerance: float) -> d
     preds = []
     for folder, _, _ in games:
         events, _, _ = spot_input(spotter, folder, rescore=False)   # its rescorer was fitted on these games
-        preds.append({k: events[k].to_numpy() for k in ("half", "position_ms", "class_id", "confidence")})
+        preds.append(prediction_columns(events))
     metric = DEMO_TRAIN["valid_metric"]
     return {"variant": name, "overrides": VARIANTS[name], f"valid_a_mAP_{metric}": float(result[f"best_valid_a_mAP_{metric}"]),
             "best_epoch": result["best_epoch"], "epochs": result["epochs"], "train_s": round(train_s, 1),

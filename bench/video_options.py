@@ -165,7 +165,7 @@ def network_part(frames: np.ndarray) -> list[dict]:
 
 def map_part(drifts: dict[str, np.ndarray]) -> dict[str, dict]:
     """Test Average-mAP of a small synthetic NetVLAD++ with features perturbed to each drift."""
-    from spotting_core.engine.inference import spot_game
+    from spotting_core.engine.inference import prediction_columns, spot_game
     from spotting_core.engine.metrics import average_map_tables
     from spotting_core.engine.train import TrainConfig, fit
     from spotting_core.io.soccernet import CLASSES_V2, LABELS_FILE, label_arrays, read_json
@@ -187,7 +187,7 @@ def map_part(drifts: dict[str, np.ndarray]) -> dict[str, dict]:
         tables = []
         for g, labels in games:
             events, _ = spot_game(model, [perturb(h) for h in halves[g]], classes=CLASSES_V2)
-            tables.append((labels, {c: events[c].to_numpy() for c in ("half", "position_ms", "class_id", "confidence")}))
+            tables.append((labels, prediction_columns(events)))
         res = average_map_tables(tables, num_frames=(T, T), num_classes=len(CLASSES_V2), metrics=("loose", "tight"))
         return {m: res[m]["a_mAP"] for m in res}
 

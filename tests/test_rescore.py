@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -188,7 +189,7 @@ def test_spot_applies_the_checkpoint_rescorer(game_and_checkpoint):
     assert fitted["rescorer"]["curves"]
     store_extra(ckpt, thresholds=fitted)
     revised, _, _ = spot_input(load_spotter(ckpt), game)
-    assert np.allclose(revised["confidence"], rescore_events(fitted["rescorer"], raw, curves)["confidence"])
+    assert np.allclose(revised["confidence"], rescore_events(fitted["rescorer"], raw, arrays)["confidence"])
 
 
 def test_calibrate_context_writes_a_rescorer(tmp_path, capsys):
@@ -227,6 +228,9 @@ def test_calibrate_context_writes_a_rescorer(tmp_path, capsys):
     point = json.loads(capsys.readouterr().out)["operating_point"]
     pairs = read_game_pairs(data, data, curves=True)
     assert all(set(g[-1]["curves"]) == {1, 2} for g in pairs)
+    archive = shutil.make_archive(str(tmp_path / "preds"), "zip", data)        # the same from a zip
+    zipped = read_game_pairs(data, archive, curves=True)
+    assert all(np.array_equal(z[-1]["curves"][h], g[-1]["curves"][h]) for z, g in zip(zipped, pairs) for h in (1, 2))
     revised = [(*g[:-1], {**g[-1], "confidence": rescore(written["rescorer"], g[-1])}) for g in pairs]
     assert point["rescored"] and point["f1"] == pytest.approx(score_at(revised, written)["f1"])
     assert main(["calibrate", str(data), str(data), "--out", str(out)]) == 0

@@ -11,6 +11,7 @@ import json
 def cmd_calibrate(args) -> int:
     from spotting_core.engine.calibrate import fit_thresholds, write_thresholds
     from spotting_core.engine.evaluate import read_game_pairs
+    from spotting_core.engine.rescore import reads_curves
 
     if not args.tolerance > 0:
         from spotting_core.errors import SpottingError
@@ -18,7 +19,7 @@ def cmd_calibrate(args) -> int:
         raise SpottingError(f"--tolerance {args.tolerance}: must be positive (seconds)")
     games = read_game_pairs(args.labels, args.predictions, curves=args.context)
     thresholds = fit_thresholds(games, tolerance_s=args.tolerance, context=args.context)
-    curves = bool((thresholds.get("rescorer") or {}).get("curves"))
+    curves = reads_curves(thresholds.get("rescorer"))
     thresholds["fitted_on"] = {"labels": str(args.labels), "predictions": str(args.predictions)}
     write_thresholds(args.out, thresholds)
     if args.into:

@@ -19,24 +19,23 @@ def cmd_evaluate(args) -> int:
     from spotting_core.engine.evaluate import METRICS, average_map_pairs, format_table, read_game_pairs
 
     metrics = METRICS if args.metric == "all" else (args.metric,)
-    thresholds = None
+    thresholds = rescorer = None
     if args.thresholds:  # precision / recall / F1 at the operating points, beside Average-mAP
         from spotting_core.engine.calibrate import read_thresholds, score_at
+        from spotting_core.engine.rescore import reads_curves, rescore_games
 
         if args.tolerance <= 0:
             raise SpottingError(f"--tolerance must be positive seconds, not {args.tolerance:g}")
         thresholds = read_thresholds(args.thresholds)
-    needs_curves = bool(thresholds and (thresholds.get("rescorer") or {}).get("curves"))
+        rescorer = thresholds.get("rescorer")   # `calibrate --context`: its thresholds hold for rescored confidences
     pairs = read_game_pairs(args.labels, args.predictions, label_file=args.label_file,
-                            prediction_file=args.prediction_file, curves=needs_curves)   # every file read once
+                            prediction_file=args.prediction_file,
+                            curves=rescorer is not None and reads_curves(rescorer))   # every file read once
     results = average_map_pairs(pairs, metrics=metrics)
     out = dict(results) if args.metric == "all" else dict(results[args.metric])
     point = None
     if thresholds is not None:
-        rescorer = thresholds.get("rescorer")   # `calibrate --context`: its thresholds hold for rescored confidences
         if rescorer:
-            from spotting_core.engine.rescore import rescore_games
-
             pairs = rescore_games(rescorer, pairs)
         point = score_at(pairs, thresholds, tolerance_s=args.tolerance)
         out.update({k: point[k] for k in ("precision", "recall", "f1")},

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -70,6 +71,7 @@ def read_game_pairs(labels_root: str | os.PathLike, predictions_root: str | os.P
     if not games:
         raise SpottingError(f"{labels_root}: no game folder holds a {label_file}")
     pred_games = set(list_games(predictions_root, prediction_file))
+    members = _zip_members(predictions_root) if curves and Path(predictions_root).is_file() else None
     out = []
     for i, game in enumerate(games):
         if progress is not None:
@@ -77,20 +79,21 @@ def read_game_pairs(labels_root: str | os.PathLike, predictions_root: str | os.P
         if game not in pred_games:
             raise SpottingError(f"{os.path.join(str(predictions_root), game)}: no {prediction_file} for this game")
         preds = _read_columns(predictions_root, game, prediction_file, labels=False, classes=classes)
-        if curves and (found := _read_curves(predictions_root, game, len(classes))):
+        if curves and (found := _read_curves(predictions_root, game, len(classes), members)):
             preds["curves"] = found
         out.append((game, _read_columns(labels_root, game, label_file, labels=True, classes=classes), preds))
     return out
 
 
-def _read_curves(root, game: str, num_classes: int) -> dict | None:
-    """{half: (T, C) scores} from `<half>_scores.npy` beside a game's predictions; None unless both halves have one."""
+def _read_curves(root, game: str, num_classes: int, members: set[str] | None) -> dict | None:
+    """{half: (T, C) scores} from `<half>_scores.npy` beside a game's predictions; None unless both halves have
+    one. members: the archive's member names when `root` is a zip (listed once for all games)."""
     import io
 
     out = {}
     for half in HALVES:
         path, inner = game_file(root, game, f"{half}_scores.npy")
-        if not (path.is_file() if inner is None else _in_zip(path, inner)):
+        if not (path.is_file() if inner is None else inner in members):
             return None
         name = f"{path}!{inner}" if inner else str(path)
         try:
@@ -103,11 +106,11 @@ def _read_curves(root, game: str, num_classes: int) -> dict | None:
     return out
 
 
-def _in_zip(path, inner: str) -> bool:
+def _zip_members(path) -> set[str]:
     import zipfile
 
     with zipfile.ZipFile(path) as z:
-        return inner in z.namelist()
+        return set(z.namelist())
 
 
 def average_map_pairs(pairs: Sequence[tuple[str, dict, dict]], *, metrics: Sequence[str] = METRICS,

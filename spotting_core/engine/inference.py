@@ -4,6 +4,7 @@
     peaks  = nms(scores["scores"], window_s=30)  (N, 3) rows of (frame, class, confidence)
     events = events_from_scores(peaks, half=1)   rows for results_spotting.json
     spot_game(model, [feats1, feats2])           both halves -> events table + arrays
+    prediction_columns(events, arrays)           the events as prediction columns, the scores under "curves"
     write_outputs(out_dir, events, arrays)       results_spotting.json + <half>_scores.npy ...
 
 `nms` is the only non-maximum suppression in the project.
@@ -172,6 +173,15 @@ def spot_game(model, halves: Sequence[np.ndarray], *, classes: Sequence[str] = C
         progress(1.0, "done")
     events = pd.concat(tables, ignore_index=True) if tables else events_from_scores(np.zeros((0, 3)), half=1)
     return events, arrays
+
+
+def prediction_columns(events: pd.DataFrame, arrays: dict[int, dict[str, np.ndarray]] | None = None) -> dict:
+    """An events table as the prediction columns the metric and the calibration read (half, position_ms,
+    class_id, confidence); with spot_game's arrays, each half's per-frame scores under "curves" too."""
+    out = {k: events[k].to_numpy() for k in ("half", "position_ms", "class_id", "confidence")}
+    if arrays is not None:
+        out["curves"] = {half: named["scores"] for half, named in arrays.items()}
+    return out
 
 
 def write_outputs(out_dir: str | os.PathLike, events: pd.DataFrame, arrays: dict[int, dict[str, np.ndarray]],

@@ -5,6 +5,7 @@
     conf = rescore(rescorer, preds)                    (P,) revised confidences of one game's candidates
                                                        (preds["curves"]: the model's per-frame scores, when it reads them)
     rescore_games(rescorer, games)                     the games with their predictions' confidences revised
+    rescore_events(rescorer, events, arrays)           spot_game's events table, revised (arrays: its curves)
 
 Our extension, not one of the five papers. A spotting model scores each class from a few seconds of
 features; a match has a grammar that those seconds miss. A throw-in follows a ball out of play, a
@@ -107,10 +108,14 @@ def curve_features(preds: Columns, curves: Mapping, spec: Mapping, num_classes: 
 def features(rescorer: Mapping, preds: Columns) -> np.ndarray:
     """The rescorer's input for one game's candidates: context_features, then curve_features when it reads curves."""
     X = context_features(preds, rescorer["num_classes"], rescorer["windows_s"])
-    spec = rescorer.get("curves")
-    if spec:
-        X = np.hstack([X, curve_features(preds, preds.get("curves") or {}, spec, rescorer["num_classes"])])
+    if reads_curves(rescorer):
+        X = np.hstack([X, curve_features(preds, preds.get("curves") or {}, rescorer["curves"], rescorer["num_classes"])])
     return X
+
+
+def reads_curves(rescorer: Mapping | None) -> bool:
+    """Whether a rescorer (None: no rescorer) reads score curves, so its predictions must carry them."""
+    return bool(rescorer and rescorer.get("curves"))
 
 
 def _sparse_table(x: np.ndarray) -> list[np.ndarray]:
@@ -246,12 +251,13 @@ def rescore_games(rescorer: dict, games: Sequence) -> list:
     return out
 
 
-def rescore_events(rescorer: dict, events, curves: Mapping | None = None):
+def rescore_events(rescorer: dict, events, arrays: Mapping | None = None):
     """An events table (`inference.spot_game`'s) with its confidences revised: a copy.
 
-    curves: {half: (T, C) per-frame scores}, as `spot_game`'s arrays hold them, for a rescorer that reads them.
+    arrays: spot_game's per-half arrays, whose per-frame scores a rescorer that reads curves needs.
     """
+    from spotting_core.engine.inference import prediction_columns
+
     out = events.copy()
-    cols = {k: events[k].to_numpy() for k in ("half", "position_ms", "class_id", "confidence")}
-    out["confidence"] = rescore(rescorer, {**cols, "curves": curves})
+    out["confidence"] = rescore(rescorer, prediction_columns(events, arrays))
     return out

@@ -245,7 +245,7 @@ def spot_input(spotter: Spotter, input: str | os.PathLike, *, backbone: str | No
     if rescore and spotter.rescorer and len(events):
         from spotting_core.engine.rescore import rescore_events
 
-        events = rescore_events(spotter.rescorer, events, curves={h: a["scores"] for h, a in arrays.items()})
+        events = rescore_events(spotter.rescorer, events, arrays)
     if got.half_numbers != list(HALVES)[: len(got.halves)]:
         events, arrays = _renumber(events, arrays, got.half_numbers)
     return events, arrays, got.default_out

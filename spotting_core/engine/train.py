@@ -39,7 +39,7 @@ from tqdm import tqdm
 from spotting_core.engine.calibrate import fit_thresholds
 from spotting_core.engine.evaluate import frame_tables
 from spotting_core.engine.games import GameData, attach_entities, find_splits, load_games
-from spotting_core.engine.inference import spot_game
+from spotting_core.engine.inference import prediction_columns, spot_game
 from spotting_core.engine.metrics import average_map_tables
 from spotting_core.engine.sampler import ClipSampler
 from spotting_core.errors import SpottingError
@@ -142,9 +142,7 @@ def evaluate_games(model, games: Sequence[GameData], *, metrics: Sequence[str] =
         del halves
         release_heap()                          # else the freed game's pages stay resident (io/feature_files)
         if thresholds or keep_pairs:
-            pairs.append((g.name, g.labels, {**{k: events[k].to_numpy() for k in ("half", "position_ms", "class_id",
-                                                                                    "confidence")},
-                                             "curves": {h: a["scores"] for h, a in arrays.items()}}))
+            pairs.append((g.name, g.labels, prediction_columns(events, arrays)))
         if progress:
             progress((i + 1) / len(games), f"evaluating {g.name}")
     model.train(was_training)
